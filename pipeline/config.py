@@ -1,0 +1,272 @@
+"""The one config tree: YAML -> pydantic -> flow parameters -> MLflow params.
+
+Loading uses ``yaml.safe_load``; dotted ``--set a.b=c`` overrides are coerced to the
+field's type; every problem becomes a :class:`ConfigError` naming the key, the bad value
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import UserError
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
+)  # fmt: skip
+
+
+class ConfigError(UserError, ValueError):
+    """A config file or override that cannot be used; the message says why."""
+
+
+class Section(BaseModel):
+    # Unknown keys are errors (typos must not be silently ignored); assignments validate.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataConfig(Section):
+    task: Literal["clip", "frame"] = Field("clip", description="clip: many-to-one; frame: per frame")
+    videos: Path | None = Field(None, description="folder of videos (recursive) or a manifest")
+    annotations: Path | None = Field(None, description="label file or folder")
+    class_names: Path | None = Field(None, description="class-names file for MMAction2 lists")
+    background: str = Field("background", description="label of frames no segment covers")
+    extensions: list[str] = Field(list(VIDEO_EXTENSIONS), description="video file extensions")
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    split_seed: int = 0
+
+
+class DecodeConfig(Section):
+    backend: Literal["auto", "decord", "opencv"] = "auto"
+    sample_fps: float | None = Field(5.0, gt=0, description="target sampling rate; null = all")
+    max_frames: int | None = Field(None, gt=0, description="cap by uniform thinning")
+    chunk_frames: int = Field(64, gt=0, description="frames decoded per chunk (bounds memory)")
+
+
+class FeaturesConfig(Section):
+    backbone: str = Field("resnet18", description="any torchvision classification model name")
+    weights: str = Field(
+        "DEFAULT", description="DEFAULT, a torchvision weights name, a local file, or none"
+    )
+    image_size: int = Field(224, ge=16, le=1024)
+    batch_size: int = Field(32, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps")
+    compile: Literal["auto", "on", "off"] = "auto"
+    threads: int | None = Field(None, gt=0, description="torch intra-op threads; null = cores")
+    seed: int = Field(0, description="seed of random init when weights is none")
+    store: Path = Field(Path("feature_store"), description="feature store folder")
+
+
+class ModelConfig(Section):
+    cell: Literal["rnn", "gru", "lstm", "none"] = "gru"
+    hidden: int = Field(256, gt=0)
+    layers: int = Field(2, gt=0)
+    bidirectional: bool = True
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    pooling: Literal["last", "mean", "attention"] = "last"
+    input_norm: bool = Field(True, description="LayerNorm on the input features")
+    projection: int | None = Field(None, gt=0, description="linear input projection size")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(30, gt=0)
+    batch_size: int = Field(16, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    patience: int = Field(8, ge=0, description="epochs without improvement before stopping")
+    seed: int = 0
+    class_weights: bool = False
+    device: str = "auto"
+    checkpoint_dir: Path = Path("checkpoints")
+
+
+class TrackingConfig(Section):
+    uri: str | None = Field(None, description="MLflow URI; null = $MLFLOW_TRACKING_URI or sqlite")
+    experiment: str = "vidtag"
+    registered_model: str = "vidtag"
+
+
+class RunnerConfig(Section):
+    kind: Literal["local", "dask"] = "local"
+    workers: int = Field(2, gt=0)
+    address: str | None = Field(None, description="existing Dask scheduler, e.g. tcp://host:8786")
+
+
+class LabelConfig(Section):
+    min_segment_s: float = Field(0.0, ge=0)
+    overwrite: bool = False
+
+
+class Config(Section):
+    data: DataConfig = DataConfig()
+    decode: DecodeConfig = DecodeConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    runner: RunnerConfig = RunnerConfig()
+    label: LabelConfig = LabelConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.lr": 0.001, ...}``: the MLflow run's params."""
+        return flatten(self.model_dump(mode="json"))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path`` (or the embedded defaults), apply ``a.b=c`` overrides, validate.
+
+    Relative paths inside the file are resolved against the file's folder, so a config
+    works from any working directory.
+    """
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        tree = _read_yaml(path)
+        _resolve_paths(tree, path.parent)
+    for override in overrides:
+        _apply_override(tree, override)
+    return validate_tree(tree, source)
+
+
+def validate_tree(tree: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {tree!r}")
+    return tree
+
+
+_PATH_KEYS = (
+    ("data", "videos"),
+    ("data", "annotations"),
+    ("data", "class_names"),
+    ("features", "store"),
+    ("train", "checkpoint_dir"),
+)
+
+
+def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
+    for section, key in _PATH_KEYS:
+        node = tree.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            value = Path(node[key]).expanduser()
+            if not value.is_absolute():
+                node[key] = str((base / value).resolve())
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"bad override {override!r}: expected KEY=VALUE, e.g. train.lr=0.001")
+    parts = key.split(".")
+    annotation = _field_annotation(parts)
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"bad override {override!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = _coerce(raw.strip(), annotation)
+
+
+def _field_annotation(parts: list[str]) -> Any:
+    """The annotation of the field at a dotted key, or a ConfigError naming the allowed keys."""
+    model: type[BaseModel] = Config
+    annotation: Any = None
+    for depth, part in enumerate(parts):
+        if model is None or part not in model.model_fields:
+            where = ".".join(parts[:depth]) or "the top level"
+            allowed = ", ".join(model.model_fields) if model else "(none: not a section)"
+            raise ConfigError(
+                f"unknown config key {'.'.join(parts)!r}: {part!r} is not a key of {where} "
+                f"(allowed: {allowed})"
+            )
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is not None:
+        raise ConfigError(f"override {'.'.join(parts)!r} names a whole section; name one key in it")
+    return annotation
+
+
+def _coerce(raw: str, annotation: Any) -> Any:
+    """Strings stay strings for text fields (``experiment=123``); YAML rules otherwise."""
+    if raw.lower() in ("null", "~"):
+        return None
+    if _is_text(annotation):
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _is_text(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_is_text(a) for a in args)
+    return annotation in (str, Path)
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"])
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(error["loc"][:-1])
+            lines.append(f"  unknown key {key!r} (allowed here: {allowed})")
+        else:
+            lines.append(f"  {key}: bad value {value!r}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model else None
+        model = field.annotation if field else None
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return ", ".join(model.model_fields)
+    return "?"
