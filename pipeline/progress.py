@@ -23,3 +23,25 @@ def progress_bar(console: Console | None = None, transient: bool = False) -> Pro
         console=console,
         transient=transient,
     )
+
+
+class Reporter:
+    """Receives progress events from work running in this process (tasks in threads)."""
+
+    def frames(self, count: int) -> None:  # frames embedded so far in the current video
+        pass
+
+    def video_done(self, record: dict) -> None:  # one video finished (ok, skipped or failed)
+        pass
+
+
+_reporter: Reporter = Reporter()
+
+
+def set_reporter(reporter: Reporter | None) -> None:
+    global _reporter
+    _reporter = reporter or Reporter()
+
+
+def reporter() -> Reporter:
+    return _reporter

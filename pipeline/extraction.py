@@ -1,0 +1,95 @@
+"""Extract one video into the feature store: look up, decode + embed, write atomically."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.features import ExtractorSpec, FeatureExtractor, extract_video, spec_from_config
+from pipeline.progress import reporter
+from pipeline.store import FeatureStore
+
+_extractors: dict[tuple, FeatureExtractor] = {}
+_extractors_lock = threading.Lock()
+
+
+@dataclass
+class VideoResult:
+    video: str
+    status: str  # ok | skipped | failed
+    video_key: str | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def get_extractor(spec: ExtractorSpec, cfg: Config) -> FeatureExtractor:
+    """One extractor per (spec, device, batch, compile) per process: the model loads once."""
+    feats = cfg.features
+    key = (spec.key(), feats.device, feats.batch_size, feats.compile)
+    with _extractors_lock:
+        if key not in _extractors:
+            _set_threads(feats.threads)
+            _extractors[key] = FeatureExtractor(
+                spec,
+                device=feats.device,
+                batch_size=feats.batch_size,
+                compile_mode=feats.compile,
+                cache_dir=Path(feats.store) / ".compile_cache",
+            )
+        return _extractors[key]
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = None) -> VideoResult:
+    """Features of ``video`` in the store: ``skipped`` when already there, else extracted.
+
+    Raises the decoder's VideoError for a bad video and OSError for I/O trouble; callers decide
+    what to retry.
+    """
+    spec = spec or spec_from_config(cfg)
+    store = FeatureStore(cfg.features.store)
+    video = Path(video)
+    video_key = store.video_key(video)
+    if store.get_or_discard(video_key, spec.key()) is not None:
+        return VideoResult(str(video), "skipped", video_key)
+    started = time.perf_counter()
+    result = extract_video(
+        video,
+        get_extractor(spec, cfg),
+        backend=cfg.decode.backend,
+        chunk_frames=cfg.decode.chunk_frames,
+        on_frames=reporter().frames,
+    )
+    header = {
+        "spec": spec.to_dict(),
+        "info": result.info,
+        "video_path": str(video.resolve()),
+        "backend": result.backend,
+        "warnings": result.warnings,
+        "seconds": round(result.seconds, 3),
+    }
+    store.write_spec(spec.key(), spec.to_dict())
+    store.put(video_key, spec.key(), result.features, result.indices, result.times_s, header)
+    return VideoResult(
+        str(video),
+        "ok",
+        video_key,
+        frames=len(result.indices),
+        seconds=time.perf_counter() - started,
+        warnings=result.warnings,
+    )

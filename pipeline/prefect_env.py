@@ -1,0 +1,33 @@
+"""Prefect settings for vidtag's commands: quiet console, no telemetry, lean local runs.
+
+Call :func:`configure` before the first ``import prefect`` in a process: Prefect reads most
+settings from the environment when it is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+
+def configure(verbose: bool = False) -> None:
+    level = "INFO" if verbose else "WARNING"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    # A telemetry write races the temporary server's database ("database is locked").
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Slow, shared machines take more than the default 20 s to start the temporary server.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    # httpx logs every API request at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def lean_flow_runs() -> Iterator[None]:
+    """No flow-run heartbeats (~1 s saved per flow run under the temporary server)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -1,0 +1,236 @@
+"""Feature store: one safetensors file per (video content hash, extractor key).
+
+Layout::
+
+    <root>/<extractor_key>/spec.json              the extractor spec, for `vidtag store ls`
+    <root>/<extractor_key>/<video_key>.safetensors
+    <root>/.hashes/<sha1 of the absolute path>.json   (size, mtime) -> content hash cache
+
+Each entry holds ``features`` (float16, (T, D)), ``indices`` (int64 native frame indices) and
+``times_s`` (float64 presentation times), plus a JSON header in the safetensors metadata (spec,
+VideoInfo, the video path seen, created-at, vidtag version, a checksum of the arrays). Every
+write is a temp file in the same folder followed by ``os.replace``, so readers never see a
+partial file; a file that fails to parse or whose checksum differs is reported corrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUFFIX = ".safetensors"
+HEADER_KEY = "vidtag"
+_HASH_BLOCK = 1 << 20
+
+
+class StoreCorruptError(Exception):
+    """A store file exists but cannot be trusted (partial, damaged, or checksum mismatch)."""
+
+
+@dataclass
+class StoredFeatures:
+    features: np.ndarray  # (T, D) float16
+    indices: np.ndarray  # (T,) int64 native frame indices
+    times_s: np.ndarray  # (T,) float64 presentation times
+    header: dict[str, Any]
+
+
+@dataclass
+class StoreEntry:
+    extractor_key: str
+    video_key: str
+    path: Path
+    size: int
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _array_checksum(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+class FeatureStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # --- video keys -----------------------------------------------------------------------
+
+    def video_key(self, video: str | Path) -> str:
+        """The sha256 of the file's content; cached by (path, size, mtime) so re-runs are quick."""
+        video = Path(video).resolve()
+        stat = video.stat()
+        cache = self.root / ".hashes" / (hashlib.sha1(str(video).encode()).hexdigest() + ".json")
+        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("stamp") == stamp:
+                return cached["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass
+        sha = file_sha256(video)
+        try:
+            atomic_write_text(cache, json.dumps({"path": str(video), "stamp": stamp, "sha256": sha}))
+        except OSError:
+            pass  # a read-only store still works, it just hashes again next time
+        return sha
+
+    # --- entries --------------------------------------------------------------------------
+
+    def path_for(self, video_key: str, extractor_key: str) -> Path:
+        return self.root / extractor_key / f"{video_key}{SUFFIX}"
+
+    def has(self, video_key: str, extractor_key: str) -> bool:
+        return self.path_for(video_key, extractor_key).is_file()
+
+    def put(
+        self,
+        video_key: str,
+        extractor_key: str,
+        features: np.ndarray,
+        indices: np.ndarray,
+        times_s: np.ndarray,
+        header: dict[str, Any],
+    ) -> Path:
+        from safetensors.numpy import save
+
+        features = np.ascontiguousarray(features, dtype=np.float16)
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        times_s = np.ascontiguousarray(times_s, dtype=np.float64)
+        if not (len(features) == len(indices) == len(times_s)):
+            raise ValueError("features, indices and times_s must have the same length")
+        full_header = {
+            **header,
+            "video_key": video_key,
+            "extractor_key": extractor_key,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "vidtag_version": _version(),
+            "shape": list(features.shape),
+            "checksum": _array_checksum(features, indices, times_s),
+        }
+        data = save(
+            {"features": features, "indices": indices, "times_s": times_s},
+            metadata={HEADER_KEY: json.dumps(full_header)},
+        )
+        path = self.path_for(video_key, extractor_key)
+        atomic_write_bytes(path, data)
+        return path
+
+    def get(self, video_key: str, extractor_key: str) -> StoredFeatures | None:
+        """The stored features, or None when absent. Raises StoreCorruptError when damaged."""
+        path = self.path_for(video_key, extractor_key)
+        if not path.is_file():
+            return None
+        return read_entry(path)
+
+    def get_or_discard(self, video_key: str, extractor_key: str) -> StoredFeatures | None:
+        """Like :meth:`get`, but a corrupt file is deleted (so it gets recomputed) -> None."""
+        try:
+            return self.get(video_key, extractor_key)
+        except StoreCorruptError:
+            self.path_for(video_key, extractor_key).unlink(missing_ok=True)
+            return None
+
+    def write_spec(self, extractor_key: str, spec: dict[str, Any]) -> None:
+        path = self.root / extractor_key / "spec.json"
+        if not path.is_file():
+            atomic_write_text(path, json.dumps(spec, indent=2, sort_keys=True))
+
+    def read_spec(self, extractor_key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.root / extractor_key / "spec.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def extractor_keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != ".hashes")
+
+    def entries(self, extractor_key: str | None = None) -> Iterator[StoreEntry]:
+        keys = [extractor_key] if extractor_key else self.extractor_keys()
+        for key in keys:
+            folder = self.root / key
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob(f"*{SUFFIX}")):
+                yield StoreEntry(key, path.name[: -len(SUFFIX)], path, path.stat().st_size)
+
+    def temp_files(self, older_than_s: float = 0.0) -> list[Path]:
+        """Leftover temp files of interrupted writes (older than ``older_than_s``)."""
+        if not self.root.is_dir():
+            return []
+        now = time.time()
+        return [
+            p
+            for p in self.root.rglob(".*.tmp")
+            if p.is_file() and now - p.stat().st_mtime >= older_than_s
+        ]
+
+
+def read_entry(path: Path) -> StoredFeatures:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        data = path.read_bytes()
+        arrays = load(data)
+        header = json.loads(_metadata(data)[HEADER_KEY])
+        features, indices, times_s = arrays["features"], arrays["indices"], arrays["times_s"]
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreCorruptError(f"{path}: unreadable store file ({exc})") from None
+    if _array_checksum(features, indices, times_s) != header.get("checksum"):
+        raise StoreCorruptError(f"{path}: checksum mismatch (file damaged)")
+    return StoredFeatures(features, indices, times_s, header)
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    # safetensors layout: 8-byte little-endian header length, then the JSON header.
+    length = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + length])["__metadata__"]
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vidtag")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0+unknown"
