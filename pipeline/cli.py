@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+store_app = typer.Typer(help="Inspect, verify and clean the feature store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -101,6 +103,156 @@ def synth(
             out, task=task, videos=videos, seed=seed, on_video=lambda _: progress.advance(bar)
         )
     console.print(summary.describe())
+
+
+# --- extract ---------------------------------------------------------------------------------
+
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own logs.")]
+
+
+@app.command()
+@user_errors
+def extract(config: ConfigOpt = None, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
+    """Extract per-frame CNN features of every video into the feature store.
+
+    Videos already in the store (same content, same extractor spec) are skipped; a bad video
+    is reported and the rest go on. Exits 1 when any video failed.
+
+    Example: [bold]vidtag extract -c configs/clip_activity.yaml --set features.weights=none[/]
+    """
+    from pipeline.runs import run_extract
+
+    cfg = load(config, set_)
+    summary = run_extract(cfg, console, verbose=verbose)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+# --- store -----------------------------------------------------------------------------------
+
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Store folder (default: features.store of -c).")
+]
+
+
+def _store(config: Path | None, set_: list[str] | None, store: Path | None):
+    from pipeline.store import FeatureStore
+
+    return FeatureStore(store if store is not None else load(config, set_).features.store)
+
+
+@store_app.command("ls")
+@user_errors
+def store_ls(config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = None) -> None:
+    """List the extractor keys in the store: spec, videos, size.
+
+    Example: [bold]vidtag store ls --store feature_store[/]
+    """
+    from rich.table import Table
+
+    from pipeline.store_admin import usage
+
+    feature_store = _store(config, set_, store)
+    table = Table(title=f"feature store {feature_store.root}")
+    for column in ("extractor key", "backbone", "weights", "size", "fps", "precision", "videos", "MB"):
+        table.add_column(column)
+    rows = usage(feature_store)
+    for row in rows:
+        spec = row.spec or {}
+        table.add_row(
+            row.key, str(spec.get("backbone", "?")), str(spec.get("weights", "?")),
+            str(spec.get("image_size", "?")), str(spec.get("sample_fps", "?")),
+            str(spec.get("precision", "?")), str(row.videos), f"{row.bytes / 1e6:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(rows)} extractor keys, {sum(r.videos for r in rows)} entries")
+
+
+@store_app.command("verify")
+@user_errors
+def store_verify(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    fix: Annotated[bool, typer.Option(help="Delete corrupt entries (recomputed next run).")] = False,
+) -> None:
+    """Read every entry and check its checksum; exit 1 when any is corrupt (unless --fix).
+
+    Example: [bold]vidtag store verify --store feature_store --fix[/]
+    """
+    from pipeline.progress import progress_bar
+    from pipeline.store_admin import verify
+
+    feature_store = _store(config, set_, store)
+    total = sum(1 for _ in feature_store.entries())
+    with progress_bar(console, transient=True) as progress:
+        bar = progress.add_task("verifying", total=total)
+        report = verify(feature_store, fix=fix, on_entry=lambda: progress.advance(bar))
+    for path, reason in report.corrupt:
+        console.print(f"[red]corrupt[/] {path}: {reason}", highlight=False)
+    console.print(
+        f"checked {report.checked} entries: {len(report.corrupt)} corrupt, {report.removed} removed"
+    )
+    if report.corrupt and not fix:
+        raise typer.Exit(1)
+
+
+@store_app.command("gc")
+@user_errors
+def store_gc(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Keep only these extractor keys (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
+) -> None:
+    """Remove leftover temp files, corrupt entries, stale hash-cache files, other extractors.
+
+    Example: [bold]vidtag store gc --store feature_store --keep 3f2a9c... --dry-run[/]
+    """
+    from pipeline.store_admin import gc
+
+    report = gc(_store(config, set_, store), keep=keep, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb}: {report.temp_files} temp files, {report.corrupt} corrupt entries, "
+        f"{report.stale_hashes} stale hash-cache files, {len(report.extractors)} extractor keys "
+        f"({report.bytes_freed / 1e6:.1f} MB)"
+    )
+
+
+# --- probe -----------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def probe(
+    paths: Annotated[list[Path], typer.Argument(help="Video files to inspect.")],
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    backend: Annotated[str, typer.Option(help="auto, decord or opencv.")] = "auto",
+) -> None:
+    """Print each video's frames, fps, duration, upright size, rotation, codec and backend.
+
+    Example: [bold]vidtag probe data/videos/*.mp4 --json[/]
+    """
+    import json
+    import warnings
+
+    from pipeline.video import probe as probe_video
+
+    for path in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = probe_video(path, backend=backend)
+        for warning in caught:
+            err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        if json_:
+            typer.echo(json.dumps(info.to_dict()))
+        else:
+            fields = ", ".join(f"{k}={v}" for k, v in info.to_dict().items() if k != "path")
+            typer.echo(f"{info.path}: {fields}")
 
 
 def main() -> None:  # pragma: no cover - console entry point
