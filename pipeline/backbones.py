@@ -58,7 +58,9 @@ def load_backbone(name: str, weights: str, image_size: int, seed: int = 0) -> Ba
 
     if name not in tvm.list_models(module=tvm):
         known = ", ".join(sorted(tvm.list_models(module=tvm)))
-        raise BackboneError(f"unknown backbone {name!r}; torchvision classification models: {known}")
+        raise BackboneError(
+            f"unknown backbone {name!r}; torchvision classification models: {known}"
+        )
     ident = weights_id(name, weights, seed)
     if ident.startswith("none:"):
         with torch.random.fork_rng(devices=[]):
@@ -125,9 +127,7 @@ def _torchvision_weights(name: str, weights: str):
         return enum_cls.DEFAULT if key == "DEFAULT" else enum_cls[key]
     except KeyError:
         allowed = ", ".join(["DEFAULT", *(w.name for w in enum_cls), "none", "a .pth/.safetensors"])
-        raise BackboneError(
-            f"unknown weights {weights!r} for {name}; allowed: {allowed}"
-        ) from None
+        raise BackboneError(f"unknown weights {weights!r} for {name}; allowed: {allowed}") from None
 
 
 def _download(tvm, name: str, enum) -> nn.Module:

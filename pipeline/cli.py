@@ -83,7 +83,9 @@ def config_show(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 @user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder for the dataset.")],
-    task: Annotated[str, typer.Option(help="clip (one label per video) or frame (segments).")] = "clip",
+    task: Annotated[
+        str, typer.Option(help="clip (one label per video) or frame (segments).")
+    ] = "clip",
     videos: Annotated[int, typer.Option(help="Number of videos to write.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same dataset.")] = 0,
 ) -> None:
@@ -154,7 +156,16 @@ def store_ls(config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = No
 
     feature_store = _store(config, set_, store)
     table = Table(title=f"feature store {feature_store.root}")
-    for column in ("extractor key", "backbone", "weights", "size", "fps", "precision", "videos", "MB"):
+    for column in (
+        "extractor key",
+        "backbone",
+        "weights",
+        "size",
+        "fps",
+        "precision",
+        "videos",
+        "MB",
+    ):
         table.add_column(column)
     rows = usage(feature_store)
     for row in rows:
@@ -174,7 +185,9 @@ def store_verify(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = None,
-    fix: Annotated[bool, typer.Option(help="Delete corrupt entries (recomputed next run).")] = False,
+    fix: Annotated[
+        bool, typer.Option(help="Delete corrupt entries (recomputed next run).")
+    ] = False,
 ) -> None:
     """Read every entry and check its checksum; exit 1 when any is corrupt (unless --fix).
 
@@ -253,6 +266,77 @@ def probe(
         else:
             fields = ", ".join(f"{k}={v}" for k, v in info.to_dict().items() if k != "path")
             typer.echo(f"{info.path}: {fields}")
+
+
+# --- train / ui ------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+    test_only: Annotated[
+        bool, typer.Option("--test-only", help="Only evaluate the checkpoint on the test split.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Extract features (stored ones are reused), train the RNN, log and register the model.
+
+    Example: [bold]vidtag train -c configs/clip_activity.yaml --set model.cell=lstm[/]
+    """
+    from pipeline.runs import run_train
+    from pipeline.tracking import ui_command
+
+    cfg = load(config, set_)
+    outcome = run_train(cfg, console, resume=resume, test_only=test_only, verbose=verbose)
+    extraction = outcome["extraction"]
+    console.print(
+        f"features: {extraction['ok']} extracted, {extraction['skipped']} reused, "
+        f"{extraction['failed']} failed"
+    )
+    from pipeline.console import print_failures
+
+    print_failures(console, extraction["failures"])
+    console.print(f"MLflow run: {outcome['run_id']} (best epoch {outcome['best_epoch']})")
+    if outcome["registered_version"]:
+        console.print(
+            f"registered model: models:/{cfg.tracking.registered_model}/"
+            f"{outcome['registered_version']} (alias @candidate)"
+        )
+    for name, value in outcome["test_metrics"].items():
+        console.print(f"  {name:<28} {value:.4f}")
+    console.print(f"review the runs: [bold]{ui_command(outcome['tracking_uri'])}[/] or vidtag ui")
+
+
+@app.command()
+@user_errors
+def ui(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI for the configured store on 127.0.0.1 (one worker: light).
+
+    Example: [bold]vidtag ui -c configs/clip_activity.yaml --port 5000[/]
+    """
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from pipeline.tracking import resolve_uri, ui_command
+
+    uri = resolve_uri(load(config, set_))
+    command = shlex.split(ui_command(uri, port))
+    command[0] = str(Path(sys.executable).with_name("mlflow"))
+    console.print(f"MLflow UI for {uri} at [bold]http://127.0.0.1:{port}[/] (Ctrl-C stops it)")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    try:
+        raise typer.Exit(subprocess.call(command, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
 
@@ -32,7 +32,9 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    task: Literal["clip", "frame"] = Field("clip", description="clip: many-to-one; frame: per frame")
+    task: Literal["clip", "frame"] = Field(
+        "clip", description="clip: many-to-one; frame: per frame"
+    )
     videos: Path | None = Field(None, description="folder of videos (recursive) or a manifest")
     annotations: Path | None = Field(None, description="label file or folder")
     class_names: Path | None = Field(None, description="class-names file for MMAction2 lists")
@@ -63,6 +65,12 @@ class FeaturesConfig(Section):
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; null = cores")
     seed: int = Field(0, description="seed of random init when weights is none")
     store: Path = Field(Path("feature_store"), description="feature store folder")
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class ModelConfig(Section):
@@ -137,7 +145,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # --- loading -------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
     """Read ``path`` (or the embedded defaults), apply ``a.b=c`` overrides, validate.
 
     Relative paths inside the file are resolved against the file's folder, so a config
@@ -223,7 +233,11 @@ def _field_annotation(parts: list[str]) -> Any:
                 f"(allowed: {allowed})"
             )
         annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     if model is not None:
         raise ConfigError(f"override {'.'.join(parts)!r} names a whole section; name one key in it")
     return annotation
@@ -246,6 +260,8 @@ def _is_text(annotation: Any) -> bool:
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return bool(args) and all(_is_text(a) for a in args)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(annotation))
     return annotation in (str, Path)
 
 

@@ -34,6 +34,9 @@ class Reporter:
     def video_done(self, record: dict) -> None:  # one video finished (ok, skipped or failed)
         pass
 
+    def epoch(self, epoch: int, metrics: dict) -> None:  # one training epoch finished
+        pass
+
 
 _reporter: Reporter = Reporter()
 

@@ -107,7 +107,9 @@ class FeatureStore:
             pass
         sha = file_sha256(video)
         try:
-            atomic_write_text(cache, json.dumps({"path": str(video), "stamp": stamp, "sha256": sha}))
+            atomic_write_text(
+                cache, json.dumps({"path": str(video), "stamp": stamp, "sha256": sha})
+            )
         except OSError:
             pass  # a read-only store still works, it just hashes again next time
         return sha

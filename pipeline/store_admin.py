@@ -96,8 +96,10 @@ def gc(
 
 
 def _remove(path: Path, dry_run: bool) -> int:
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else (
-        path.stat().st_size if path.exists() else 0
+    size = (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else (path.stat().st_size if path.exists() else 0)
     )
     if not dry_run:
         if path.is_dir():

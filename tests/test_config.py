@@ -40,6 +40,7 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
         ("train.epochs=7", ("train", "epochs"), 7),
         ("model.bidirectional=false", ("model", "bidirectional"), False),
         ("model.cell=lstm", ("model", "cell"), "lstm"),
+        ("features.compile=off", ("features", "compile"), "off"),
         ("decode.sample_fps=null", ("decode", "sample_fps"), None),
         ("decode.sample_fps=7.5", ("decode", "sample_fps"), 7.5),
         ("tracking.experiment=123", ("tracking", "experiment"), "123"),
@@ -106,3 +107,9 @@ def test_cli_config_error_exits_2_without_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "show", "--set", "model.cell=cnn"])
     assert result.exit_code == 2
     assert "model.cell" in result.output and "Traceback" not in result.output
+
+
+def test_yaml_on_off_reads_as_compile_mode(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("features:\n  compile: off\n")
+    assert load_config(path).features.compile == "off"

@@ -1,0 +1,214 @@
+"""MLflow: where runs go, the run lifecycle, what a run holds, model logging and loading."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CANDIDATE_ALIAS = "candidate"
+
+
+class TrackingError(UserError):
+    """The tracking server cannot be used (unreachable, refused, bad URI)."""
+
+
+class RunKilled(KeyboardInterrupt):
+    """SIGTERM while a run is open: the run ends KILLED, like Ctrl-C."""
+
+
+def resolve_uri(cfg: Config) -> str:
+    """Config, then $MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db`` in the working folder."""
+    if cfg.tracking.uri:
+        return cfg.tracking.uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail before any long work when a remote tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            if response.status >= 400:
+                raise TrackingError(f"MLflow server {uri} answered HTTP {response.status}")
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({exc}); start it (see `vidtag ui` or "
+            f"`mlflow server`), or set tracking.uri to a sqlite:/// file"
+        ) from None
+
+
+def ui_command(uri: str, port: int = 5000) -> str:
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port {port} --workers 1"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def tracked_run(cfg: Config, tags: dict[str, str], run_name: str | None = None) -> Iterator[Any]:
+    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C / SIGTERM)."""
+    import mlflow
+
+    uri = resolve_uri(cfg)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.tracking.experiment)
+    previous = _raise_on_sigterm()
+    run = mlflow.start_run(run_name=run_name, tags={**tags, "git_commit": git_commit()})
+    try:
+        mlflow.log_params(cfg.flat())
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+    finally:
+        _restore_sigterm(previous)
+
+
+def _raise_on_sigterm():
+    def handler(signum, frame):
+        raise RunKilled("terminated by SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def log_epoch(metrics: dict[str, float], epoch: int) -> None:
+    import mlflow
+
+    # One batched call per epoch, not one request per metric (cheap on a remote server).
+    mlflow.log_metrics(metrics, step=epoch)
+
+
+def log_evaluation(
+    prefix: str, metrics: dict[str, float], classes: list[str], y_true, y_pred
+) -> None:
+    """Final metrics, confusion matrix PNG and per-class report of one split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    import numpy as np
+
+    from pipeline.metrics import confusion_figure, confusion_matrix, per_class_report, report_text
+
+    mlflow.log_metrics({f"{prefix}_{k}": v for k, v in metrics.items()})
+    true = np.concatenate([np.atleast_1d(y) for y in y_true])
+    pred = np.concatenate([np.atleast_1d(y) for y in y_pred])
+    cm = confusion_matrix(true, pred, len(classes))
+    figure = confusion_figure(cm, classes)
+    mlflow.log_figure(figure, f"{prefix}_confusion_matrix.png")
+    plt.close(figure)
+    report = per_class_report(true, pred, classes)
+    mlflow.log_text(report_text(report), f"{prefix}_per_class_report.txt")
+    mlflow.log_dict(report, f"{prefix}_per_class_report.json")
+
+
+def log_config(cfg: Config, classes: list[str]) -> None:
+    import mlflow
+
+    mlflow.log_text(cfg.to_yaml(), "config.yaml")
+    mlflow.log_dict({"classes": classes}, "classes.json")
+
+
+def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str | None]:
+    """Log the model folder as a pyfunc model from code; register it with alias candidate.
+
+    Returns (model URI, registered version or None).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from pipeline.model_io import FILES
+
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(REPO_ROOT / "pipeline" / "mlflow_pyfunc.py"),
+        artifacts={name: str(model_dir / name) for name in FILES},
+        code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
+        registered_model_name=registered_model,
+        pip_requirements=_requirements(),
+    )
+    version = None
+    if registered_model:
+        version = str(info.registered_model_version)
+        MlflowClient().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, version)
+    return info.model_uri, version
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("torch", "torchvision", "numpy", "safetensors", "pydantic", "pyyaml", "mlflow")
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except Exception:  # noqa: BLE001 - not installed from a distribution
+            pins.append(name)
+    return pins
+
+
+def load_model(uri: str):
+    """A :class:`TrainedModel` from ``models:/name@alias``, ``runs:/id/model`` or a folder."""
+    from pipeline.model_io import FILES, load_model_dir, load_model_files
+
+    if Path(uri).expanduser().is_dir() and (Path(uri).expanduser() / FILES[0]).exists():
+        return load_model_dir(Path(uri).expanduser())
+    import mlflow
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/")))
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
+        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+    artifacts = local / "artifacts"
+    folder = artifacts if artifacts.is_dir() else local
+    return load_model_files({name: folder / name for name in FILES})
+
+
+def write_json_artifact(data: dict, name: str) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(json.dumps(data, indent=2))
+        mlflow.log_artifact(str(path))

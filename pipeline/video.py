@@ -1,0 +1,391 @@
+"""Probe and decode videos frame-exactly, in bounded memory.
+
+Guarantees (tested over every file in ../shared/data/videos and synthetic lossless videos):
+- frame *i* in the output is frame *i* of the video in presentation order: decoding is one
+  sequential pass from the first frame with either backend, never a seek;
+- times are the frames' real presentation timestamps (variable frame rate included), read
+  from the container's packets without decoding, relative to the first frame;
+- frames are upright (the display matrix is applied the way ffmpeg and players apply it), RGB,
+  resized at decode so the short side is `size`;
+- memory is bounded by one chunk of `chunk_frames` resized frames, whatever the video's length;
+- a file cut short yields the frames before the damage plus a `TruncatedVideoWarning`; any
+  other problem is a `VideoError` subclass naming the file and the cause.
+
+Backends: `opencv` (FFmpeg), `decord`, `auto` (decord when it is installed and agrees with the
+container on the stream and its frame count, else OpenCV with a `BackendFallbackWarning`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.video_backends import (
+    DecordFrames,
+    OpenCVFrames,
+    StreamHeader,
+    decoded_times,
+    decord_available,
+    open_capture,
+    packet_times,
+    read_header,
+    resize_frame,
+)
+from pipeline.video_container import (
+    EXACT_COUNT_CONTAINERS,
+    check_path,
+    container_kind,
+    read_head,
+    unopenable_error,
+)
+from pipeline.video_errors import (
+    BackendFallbackWarning,
+    DecodeError,
+    EmptyVideoError,
+    NotAVideoError,
+    NoVideoStreamError,
+    TruncatedVideoWarning,
+    VideoError,
+    VideoNotFoundError,
+    VideoWarning,
+)
+from pipeline.video_plan import resized_shape, sample_plan
+
+__all__ = [
+    "BACKENDS",
+    "DECODER_VERSION",
+    "BackendFallbackWarning",
+    "ChunkStream",
+    "DecodeError",
+    "EmptyVideoError",
+    "FrameChunk",
+    "NoVideoStreamError",
+    "NotAVideoError",
+    "TruncatedVideoWarning",
+    "VideoError",
+    "VideoInfo",
+    "VideoNotFoundError",
+    "VideoWarning",
+    "iter_chunks",
+    "probe",
+    "sample_plan",
+]
+
+# Part of the extractor key: bump whenever decoded pixels, indices or times could change.
+DECODER_VERSION = "1"
+BACKENDS = ("auto", "decord", "opencv")
+# Containers that estimate their frame count from a duration that may include audio: only a
+# large shortfall there means the file was cut.
+_ESTIMATE_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """One video stream as decoded: sizes are after rotation, times from real timestamps."""
+
+    path: str
+    frames: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+    rotation: int  # degrees clockwise applied to make the picture upright
+    codec: str
+    backend: str  # the backend that decodes it ("decord" or "opencv")
+    container: str = "unknown"
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class FrameChunk(NamedTuple):
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, upright
+    indices: np.ndarray  # (N,) int64 native frame indices, increasing
+    times_s: np.ndarray  # (N,) float64 presentation times, increasing
+
+
+class _Scan(NamedTuple):
+    info: VideoInfo
+    times_s: np.ndarray  # (frames,) presentation time of every native frame
+    notes: list[tuple[type[VideoWarning], str]]
+
+
+def probe(path: str | Path, backend: str = "auto") -> VideoInfo:
+    """Read a video's stream facts; `backend` only decides `VideoInfo.backend`.
+
+    Cost: a demux-only pass over the file's packets (milliseconds, nothing decoded), plus
+    decord's own index pass under `auto`/`decord`. Issues the same warnings as decoding would.
+    """
+    scan = _scan(Path(path), backend)
+    for category, message in scan.notes:
+        warnings.warn(message, category, stacklevel=2)
+    return scan.info
+
+
+def iter_chunks(
+    path: str | Path,
+    sample_fps: float | None = None,
+    size: int | None = None,
+    chunk_frames: int = 64,
+    backend: str = "auto",
+    max_frames: int | None = None,
+) -> ChunkStream:
+    """Decode `path` into `FrameChunk`s of at most `chunk_frames` frames (see module doc).
+
+    `sample_fps` None keeps every frame, else the frame shown at each time 0, 1/f, 2/f, ...;
+    `max_frames` thins that plan uniformly; `size` is the short side after resizing (None =
+    native). Probing happens here (errors raise now); decoding happens while iterating.
+    """
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames!r}")
+    return ChunkStream(Path(path), sample_fps, size, chunk_frames, backend, max_frames)
+
+
+class ChunkStream:
+    """An iterable of `FrameChunk`; `.info`, `.backend`, `.plan` known before iterating,
+    `.warnings` filled as decoding proceeds. Iterate once per stream object."""
+
+    def __init__(
+        self,
+        path: Path,
+        sample_fps: float | None,
+        size: int | None,
+        chunk_frames: int,
+        backend: str,
+        max_frames: int | None,
+    ) -> None:
+        scan = _scan(path, backend)
+        self.path = path
+        self.info = scan.info
+        self.backend = scan.info.backend
+        self.requested_backend = backend
+        self.times_s = scan.times_s
+        self.plan = sample_plan(scan.times_s, sample_fps, max_frames)
+        self.out_hw = resized_shape(self.info.height, self.info.width, size)
+        self.chunk_frames = chunk_frames
+        self.warnings: list[str] = []
+        for category, message in scan.notes:
+            self._warn(category, message)
+
+    def __iter__(self) -> Iterator[FrameChunk]:
+        yielded = 0
+        pending: list[tuple[int, np.ndarray]] = []  # at most one chunk of resized frames
+        for index, frame in self._decoded_frames(self.plan):
+            pending.append((index, resize_frame(frame, self.out_hw)))
+            yielded += 1
+            if len(pending) == self.chunk_frames:
+                yield self._chunk(pending)
+                pending = []
+        if pending:
+            yield self._chunk(pending)
+        self._check_complete(yielded)
+
+    def _chunk(self, pending: list[tuple[int, np.ndarray]]) -> FrameChunk:
+        indices = np.fromiter((index for index, _ in pending), np.int64, len(pending))
+        frames = np.stack([frame for _, frame in pending])  # (N, H, W, 3)
+        return FrameChunk(frames, indices, self.times_s[indices].astype(np.float64))
+
+    def _decoded_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        done = 0
+        if self.backend == "decord":
+            try:
+                for index, frame in _checked(self._decord_frames(wanted), self.info):
+                    yield index, frame
+                    done += 1
+                return
+            except Exception as exc:  # DECORDError, RuntimeError, _Untrusted: all mean distrust
+                if self.requested_backend != "auto":
+                    raise DecodeError(self.path, f"decord failed: {_first_line(exc)}") from exc
+                self._warn(BackendFallbackWarning, _fallback_message(self.path, exc))
+                self.backend = "opencv"
+        yield from self._opencv_frames(wanted[done:])
+
+    def _decord_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        decoder = DecordFrames(self.path)
+        try:
+            yield from decoder.frames(wanted)
+        finally:
+            decoder.close()
+
+    def _opencv_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        decoder = OpenCVFrames(self.path, self.info.rotation)
+        try:
+            yield from decoder.frames(wanted)
+        finally:
+            decoder.close()
+
+    def _check_complete(self, yielded: int) -> None:
+        if yielded == self.plan.size:
+            return
+        if yielded == 0:
+            raise DecodeError(self.path, "the decoder produced no frame")
+        last = int(self.plan[yielded - 1])
+        self._warn(
+            TruncatedVideoWarning,
+            f"{self.path}: decoding stopped after frame {last} of {self.info.frames} "
+            f"(damaged or cut file); the {yielded} frames before the damage were returned",
+        )
+
+    def _warn(self, category: type[VideoWarning], message: str) -> None:
+        self.warnings.append(message)
+        warnings.warn(message, category, stacklevel=3)
+
+
+class _Untrusted(Exception):
+    """decord's output disagrees with the container: it must not be used for this file."""
+
+
+def _checked(
+    frames: Iterator[tuple[int, np.ndarray]], info: VideoInfo
+) -> Iterator[tuple[int, np.ndarray]]:
+    for index, frame in frames:
+        if frame.shape[:2] != (info.height, info.width):
+            raise _Untrusted(
+                f"decord decodes {frame.shape[1]}x{frame.shape[0]}, "
+                f"the stream is {info.width}x{info.height}"
+            )
+        yield index, frame
+
+
+# --- probing ---------------------------------------------------------------------------------
+
+
+def _scan(path: Path, backend: str) -> _Scan:
+    if backend not in BACKENDS:
+        raise UserError(f"unknown decode backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    check_path(path)
+    capture = open_capture(path)
+    if capture is None:
+        raise unopenable_error(path)
+    try:
+        header = read_header(capture)
+    finally:
+        capture.release()
+    if header.width <= 0 or header.height <= 0:
+        raise DecodeError(path, "the video stream has no frame size (unreadable stream header)")
+    kind = container_kind(read_head(path)[:64])
+    times_s, notes = _frame_times(path, header, kind)
+    info = _info(path, header, kind, times_s, truncated=bool(notes))
+    chosen, reason = _choose_backend(path, backend, info)
+    if reason is not None:
+        notes.append((BackendFallbackWarning, _fallback_message(path, reason)))
+    return _Scan(dataclasses.replace(info, backend=chosen), times_s, notes)
+
+
+def _frame_times(
+    path: Path, header: StreamHeader, kind: str
+) -> tuple[np.ndarray, list[tuple[type[VideoWarning], str]]]:
+    """Every frame's time (s, from 0), and a truncation note when the file was cut short."""
+    times_s = packet_times(path, header)
+    if times_s is None:
+        times_s = decoded_times(path)
+    if times_s.size == 0:
+        raise EmptyVideoError(path, "the video stream holds no frames")
+    times_s = _valid_times(times_s, header.fps)
+    notes: list[tuple[type[VideoWarning], str]] = []
+    if _is_truncated(kind, header.frame_count, times_s.size):
+        # The last packet on disk may be cut in the middle: its frame is not trusted.
+        kept = max(1, times_s.size - 1)
+        notes.append(
+            (
+                TruncatedVideoWarning,
+                f"{path}: file is cut short: {times_s.size} of {header.frame_count} frames are "
+                f"on disk; the first {kept} are decoded",
+            )
+        )
+        times_s = times_s[:kept]
+    return times_s, notes
+
+
+def _valid_times(times_s: np.ndarray, fps: float) -> np.ndarray:
+    """Times relative to the first frame; index / fps where the container's are unusable."""
+    relative = times_s - times_s[0]
+    if np.all(np.isfinite(relative)) and np.all(np.diff(relative) > 0):
+        return relative
+    # Duplicate or missing timestamps (broken muxers): frames are then evenly spaced.
+    return np.arange(times_s.size, dtype=np.float64) / (fps if fps > 0 else 30.0)
+
+
+def _is_truncated(kind: str, header_count: int, frames_on_disk: int) -> bool:
+    if header_count <= 0:
+        return False
+    if kind in EXACT_COUNT_CONTAINERS:
+        return frames_on_disk < header_count
+    return frames_on_disk < header_count * (1 - _ESTIMATE_TOLERANCE) - 2
+
+
+def _info(
+    path: Path, header: StreamHeader, kind: str, times_s: np.ndarray, truncated: bool
+) -> VideoInfo:
+    frames = int(times_s.size)
+    fps = header.fps if header.fps > 0 else _measured_fps(times_s)
+    swap = header.rotation in (90, 270)
+    return VideoInfo(
+        path=str(path),
+        frames=frames,
+        fps=round(fps, 6),
+        duration_s=round(float(times_s[-1]) + (1.0 / fps if fps > 0 else 0.0), 6),
+        width=header.height if swap else header.width,
+        height=header.width if swap else header.height,
+        rotation=header.rotation,
+        codec=header.codec,
+        backend="opencv",
+        container=kind,
+        truncated=truncated,
+    )
+
+
+def _measured_fps(times_s: np.ndarray) -> float:
+    if times_s.size < 2 or times_s[-1] <= 0:
+        return 0.0
+    return float((times_s.size - 1) / times_s[-1])
+
+
+def _choose_backend(path: Path, requested: str, info: VideoInfo) -> tuple[str, str | None]:
+    """(backend, reason auto fell back to OpenCV or None)."""
+    if requested == "opencv" or (requested == "auto" and not decord_available()):
+        return "opencv", None
+    reason = _decord_distrust(path, info)
+    if reason is None:
+        return "decord", None
+    if requested == "decord":
+        raise DecodeError(path, f"decord cannot be trusted for this file: {reason}")
+    return "opencv", reason
+
+
+def _decord_distrust(path: Path, info: VideoInfo) -> str | None:
+    """Why decord must not decode this file, or None when it agrees with the container."""
+    if not decord_available():
+        return "decord is not installed"
+    if info.truncated:
+        return "the file is cut short and decord can hang past the damage"
+    try:
+        decoder = DecordFrames(path)
+    except Exception as exc:  # DECORDError and RuntimeError share no narrower base
+        return f"decord cannot open it ({_first_line(exc)})"
+    try:
+        if len(decoder) != info.frames:
+            return (
+                f"decord lists {len(decoder)} frames where the container has {info.frames} "
+                "(it picks another video stream or mis-indexes the file)"
+            )
+    finally:
+        decoder.close()
+    return None
+
+
+def _fallback_message(path: Path, reason: object) -> str:
+    return f"{path}: decoding with OpenCV instead of decord: {_first_line(reason)}"
+
+
+def _first_line(reason: object) -> str:
+    text = str(reason).strip().splitlines()
+    return text[0][:300] if text else type(reason).__name__

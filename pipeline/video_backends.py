@@ -1,0 +1,223 @@
+"""The two decoders behind `pipeline.video`: OpenCV (FFmpeg) and decord.
+
+Both are used only in the access pattern that is frame-exact: one sequential pass from the
+first frame, decoding every frame and converting only the wanted ones. Nothing here seeks, so
+the seek bugs of either library (wrong frame after a keyframe seek on B-frame H.264, VP8, AVI,
+files with messy timestamps) cannot reach our output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+# Each FFmpeg read or open that blocks longer than this is interrupted by OpenCV's FFmpeg
+# interrupt callback: a stalled file fails instead of hanging the pipeline.
+STALL_TIMEOUT_MS = 30_000
+_CAPTURE_PARAMS = [
+    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+    STALL_TIMEOUT_MS,
+    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+    STALL_TIMEOUT_MS,
+]
+# Display-matrix rotation (OpenCV's ORIENTATION_META: degrees clockwise, the direction ffmpeg
+# and players turn the picture) -> the cv2.rotate code that makes the frame upright.
+_ROTATE_CODES = {
+    90: cv2.ROTATE_90_CLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+}
+_FOURCC_CODECS = {
+    "h264": "h264",
+    "avc1": "h264",
+    "hevc": "hevc",
+    "hev1": "hevc",
+    "hvc1": "hevc",
+    "fmp4": "mpeg4",
+    "mp4v": "mpeg4",
+    "xvid": "mpeg4",
+    "divx": "mpeg4",
+    "vp80": "vp8",
+    "vp90": "vp9",
+    "av01": "av1",
+    "mjpg": "mjpeg",
+    "ffv1": "ffv1",
+}
+
+
+class StreamHeader(NamedTuple):
+    """What OpenCV reads from the container for the stream it decodes (before rotation)."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int  # the container's count or FFmpeg's estimate; -1 when absent
+    rotation: int  # degrees clockwise, one of 0, 90, 180, 270
+    codec: str
+
+
+def open_capture(path: Path, raw_packets: bool = False) -> cv2.VideoCapture | None:
+    """An opened FFmpeg capture with rotation left to us, or None when FFmpeg refuses the file."""
+    params = list(_CAPTURE_PARAMS)
+    if raw_packets:
+        params += [cv2.CAP_PROP_FORMAT, -1]  # demux only: grab() reads packets, decodes nothing
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+    if not capture.isOpened():
+        return None
+    # We rotate ourselves so that decord and OpenCV frames go through the same, tested code.
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return capture
+
+
+def read_header(capture: cv2.VideoCapture) -> StreamHeader:
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+    tag = fourcc.decode("latin-1").strip("\x00 ").lower()
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return StreamHeader(
+        width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        fps=float(fps) if np.isfinite(fps) and fps > 0 else 0.0,
+        frame_count=int(count) if np.isfinite(count) and 0 <= count < 2**40 else -1,
+        rotation=int(round(capture.get(cv2.CAP_PROP_ORIENTATION_META))) % 360,
+        codec=_FOURCC_CODECS.get(tag, tag or "unknown"),
+    )
+
+
+def packet_times(path: Path, header: StreamHeader) -> np.ndarray | None:
+    """Presentation times (s, sorted) of every video packet, read without decoding.
+
+    One packet is one frame for every codec we meet, so this is also the exact frame count,
+    even where the header has none (WebM from MediaRecorder). None when the demux-only open
+    picks another video stream than the decoding open (files with several video streams).
+    """
+    capture = open_capture(path, raw_packets=True)
+    if capture is None:
+        return None
+    try:
+        same_stream = (
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == header.width
+            and int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == header.height
+        )
+        if not same_stream:
+            return None
+        times_ms = []
+        while capture.grab():
+            times_ms.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+    finally:
+        capture.release()
+    return np.sort(np.asarray(times_ms, dtype=np.float64)) / 1000.0
+
+
+def decoded_times(path: Path) -> np.ndarray:
+    """Presentation times (s) from a full decode: the slow path for multi-stream files."""
+    capture = open_capture(path)
+    times_ms = []
+    try:
+        while capture is not None and capture.grab():
+            times_ms.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+    finally:
+        if capture is not None:
+            capture.release()
+    return np.asarray(times_ms, dtype=np.float64) / 1000.0
+
+
+def upright_rgb(bgr: np.ndarray, rotation: int) -> np.ndarray:
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    code = _ROTATE_CODES.get(rotation)
+    return rgb if code is None else cv2.rotate(rgb, code)
+
+
+def resize_frame(rgb: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    height, width = out_hw
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    # INTER_AREA averages the source pixels when shrinking (no aliasing); linear when growing.
+    shrinking = height * width < rgb.shape[0] * rgb.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+class OpenCVFrames:
+    """Sequential FFmpeg decode: grab() every frame, retrieve() (convert) only wanted ones."""
+
+    name = "opencv"
+
+    def __init__(self, path: Path, rotation: int) -> None:
+        self.path = path
+        self.rotation = rotation
+        self.decoded = 0  # frames decoded so far: where a failure happened
+        self._capture = open_capture(path)
+
+    def frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, upright RGB frame) for each index in the sorted `wanted`; stops at the end."""
+        capture = self._capture
+        if capture is None:
+            return
+        for index in wanted:
+            while self.decoded <= index:
+                if not capture.grab():
+                    return
+                self.decoded += 1
+            ok, bgr = capture.retrieve()
+            if not ok or bgr is None:
+                return
+            yield int(index), upright_rgb(bgr, self.rotation)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class DecordFrames:
+    """Sequential decord decode: skip_frames() decodes without converting, next() converts.
+
+    decord applies the display rotation itself (checked equal to OpenCV's rotation on the
+    rotated test files), so frames come out upright.
+    """
+
+    name = "decord"
+
+    def __init__(self, path: Path) -> None:
+        import decord
+
+        decord.bridge.set_bridge("native")
+        self.path = path
+        self.decoded = 0
+        self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    def frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, upright RGB frame) for each sorted index; raises on a decoder error."""
+        total = len(self._reader)
+        for index in wanted:
+            # Never ask for a frame decord does not list: past its end it can spin forever.
+            if index >= total:
+                return
+            if index > self.decoded:
+                self._reader.skip_frames(int(index - self.decoded))
+                self.decoded = int(index)
+            try:
+                frame = self._reader.next().asnumpy()
+            except StopIteration:
+                return
+            self.decoded += 1
+            yield int(index), frame
+
+    def close(self) -> None:
+        self._reader = None

@@ -1,0 +1,403 @@
+"""Frame-exact, bounded-memory decoding: pure plan tables, synthetic lossless videos, damaged
+files built here, and every real file in ../shared/data/videos."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import warnings
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_video_files
+
+from pipeline.video import (
+    BackendFallbackWarning,
+    DecodeError,
+    EmptyVideoError,
+    FrameChunk,
+    NotAVideoError,
+    NoVideoStreamError,
+    TruncatedVideoWarning,
+    VideoError,
+    VideoNotFoundError,
+    iter_chunks,
+    probe,
+    sample_plan,
+)
+from pipeline.video_backends import decord_available
+from pipeline.video_plan import resized_shape
+
+BACKENDS = ["opencv"] + (["decord"] if decord_available() else [])
+FPS = 30
+FRAMES = 90
+HEIGHT, WIDTH = 64, 96
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def index_frame(index: int) -> np.ndarray:
+    """RGB frame whose 10 big blocks spell `index` in binary (readable after lossy coding)."""
+    frame = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+    for bit in range(10):
+        if (index >> bit) & 1:
+            row, col = divmod(bit, 5)
+            frame[row * 32 : row * 32 + 32, col * 19 : col * 19 + 19] = 220
+    frame[:, 95:, 0] = index % 256
+    return frame
+
+
+def read_index(frame: np.ndarray) -> int:
+    means = [frame[r * 32 + 8 : r * 32 + 24, c * 19 + 5 : c * 19 + 14].mean() for r in (0, 1)
+             for c in range(5)]  # fmt: skip
+    return sum(1 << bit for bit, mean in enumerate(means) if mean > 130)
+
+
+def write_video(path: Path, fourcc: str, frames: int = FRAMES) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (WIDTH, HEIGHT))
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc}"
+    for index in range(frames):
+        writer.write(cv2.cvtColor(index_frame(index), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def decode_all(path: Path, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunks = list(iter_chunks(path, **kwargs))
+    return (
+        np.concatenate([c.frames for c in chunks]),
+        np.concatenate([c.indices for c in chunks]),
+        np.concatenate([c.times_s for c in chunks]),
+    )
+
+
+def faststart(data: bytes) -> bytes:
+    """Move an MP4's moov atom before mdat (patching chunk offsets), as `-movflags faststart`."""
+    atoms, pos = [], 0
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        atoms.append((kind, data[pos : pos + size]))
+        pos += size
+    moov = bytearray(dict(atoms)[b"moov"])
+    _shift_offsets(moov, 8, len(moov), len(moov))
+    head = [a for k, a in atoms if k == b"ftyp"]
+    rest = [a for k, a in atoms if k not in (b"ftyp", b"moov")]
+    return b"".join([*head, bytes(moov), *rest])
+
+
+def _shift_offsets(buf: bytearray, start: int, end: int, shift: int) -> None:
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", buf[pos : pos + 8])
+        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+            _shift_offsets(buf, pos + 8, pos + size, shift)
+        elif kind == b"stco":
+            count = struct.unpack(">I", buf[pos + 12 : pos + 16])[0]
+            for at in range(pos + 16, pos + 16 + 4 * count, 4):
+                buf[at : at + 4] = struct.pack(
+                    ">I", struct.unpack(">I", buf[at : at + 4])[0] + shift
+                )
+        pos += size
+
+
+def opencv_reference(path: Path, size: int = 48) -> list[np.ndarray]:
+    """Plain sequential OpenCV decode (its own rotation), small RGB frames for comparisons."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return frames
+        height, width = resized_shape(*bgr.shape[:2], size)
+        frames.append(cv2.resize(bgr[..., ::-1], (width, height), interpolation=cv2.INTER_AREA))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    built = {
+        "lossless": write_video(root / "index.mkv", "FFV1"),
+        "mp4v": write_video(root / "index.mp4", "mp4v"),
+        "no_frames_mkv": write_video(root / "none.mkv", "FFV1", frames=0),
+        "no_frames_mp4": write_video(root / "none.mp4", "mp4v", frames=0),
+    }
+    built["faststart"] = root / "faststart.mp4"
+    built["faststart"].write_bytes(faststart(built["mp4v"].read_bytes()))
+    return built
+
+
+# --- the sampling plan (pure) ----------------------------------------------------------------
+
+CFR_30 = np.arange(90) / 30.0
+VFR = np.array([0.0, 0.067, 0.134, 0.196, 0.267, 0.333, 0.4, 0.468, 0.535])
+
+
+@pytest.mark.parametrize(
+    ("times", "fps", "max_frames", "expected"),
+    [
+        (CFR_30, None, None, list(range(90))),
+        (CFR_30, 1, None, [0, 30, 60]),
+        (CFR_30, 5, None, list(range(0, 90, 6))),
+        (CFR_30, 7.5, None, list(range(0, 90, 4))),
+        (CFR_30, 30, None, list(range(90))),
+        (CFR_30, 60, None, list(range(90))),  # above native: each frame once
+        (CFR_30, 1, 2, [0, 30]),
+        (CFR_30, None, 3, [0, 30, 60]),
+        (CFR_30, None, 4, [0, 22, 45, 67]),
+        (VFR, 10, None, [0, 1, 3, 4, 6, 7]),  # 0.2 s shows frame 3 (since 0.196 s)
+        (VFR, 5, None, [0, 3, 6]),
+        (np.array([0.0]), 5, None, [0]),
+        (np.zeros(0), 5, None, []),
+    ],
+)
+def test_sample_plan_table(times, fps, max_frames, expected):
+    plan = sample_plan(times, fps, max_frames)
+    assert plan.dtype == np.int64
+    assert plan.tolist() == expected
+
+
+def test_sample_plan_picks_the_frame_shown_at_each_target():
+    times = np.cumsum(np.random.default_rng(0).uniform(0.02, 0.09, 300))
+    times -= times[0]
+    for fps in (1, 3, 5, 7.5, 12):
+        plan = sample_plan(times, fps, None)
+        targets = np.arange(int(times[-1] * fps) + 1) / fps
+        shown = [np.flatnonzero(times <= t + 1e-3)[-1] for t in targets]  # 1 ms: see plan
+        assert plan.tolist() == sorted(set(shown))
+
+
+@pytest.mark.parametrize(("fps", "max_frames"), [(0, None), (-1, None), (None, 0)])
+def test_sample_plan_rejects_bad_arguments(fps, max_frames):
+    with pytest.raises(ValueError):
+        sample_plan(CFR_30, fps, max_frames)
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "expected"),
+    [((720, 1280), 224, (224, 398)), ((1280, 720), 224, (398, 224)), ((64, 96), None, (64, 96))],
+)
+def test_resized_shape_keeps_aspect(hw, size, expected):
+    assert resized_shape(*hw, size) == expected
+
+
+# --- synthetic lossless video: frame-exact sampling ------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sample_fps", [None, 1, 5, 7.5])
+def test_lossless_sampling_is_frame_exact(videos, backend, sample_fps):
+    stream = iter_chunks(videos["lossless"], sample_fps=sample_fps, chunk_frames=8, backend=backend)
+    frames, indices, times = decode_all(videos["lossless"], sample_fps=sample_fps, backend=backend)
+    assert stream.backend == backend
+    assert indices.tolist() == sample_plan(CFR_30, sample_fps, None).tolist()
+    np.testing.assert_allclose(times, indices / FPS, atol=1e-3)
+    for frame, index in zip(frames, indices, strict=True):
+        np.testing.assert_array_equal(frame, index_frame(int(index)))
+
+
+def test_chunks_are_bounded_resized_and_typed(videos):
+    stream = iter_chunks(videos["lossless"], size=32, chunk_frames=7, max_frames=20)
+    chunks = list(stream)
+    assert [len(c.indices) for c in chunks] == [7, 7, 6]
+    for chunk in chunks:
+        assert isinstance(chunk, FrameChunk)
+        assert chunk.frames.dtype == np.uint8 and chunk.frames.shape[1:] == (32, 48, 3)
+        assert chunk.indices.dtype == np.int64 and chunk.times_s.dtype == np.float64
+    assert stream.info.frames == FRAMES and stream.warnings == []
+
+
+def test_lossy_mp4_indices_survive_compression(videos):
+    frames, indices, _ = decode_all(videos["mp4v"], sample_fps=7.5)
+    assert [read_index(f) for f in frames] == indices.tolist()
+
+
+def test_probe_reports_stream_facts(videos):
+    info = probe(videos["lossless"])
+    assert (info.frames, info.fps, info.width, info.height) == (FRAMES, FPS, WIDTH, HEIGHT)
+    assert (
+        info.rotation == 0
+        and info.codec == "ffv1"
+        and info.duration_s == pytest.approx(3.0, abs=1e-3)
+    )
+    assert set(info.to_dict()) >= {"path", "frames", "fps", "duration_s", "codec", "backend"}
+
+
+# --- damaged input ---------------------------------------------------------------------------
+
+
+def _damaged(tmp_path: Path, videos: dict[str, Path], case: str) -> Path:
+    path = tmp_path / f"{case}.mp4"
+    if case == "missing":
+        return path
+    if case == "directory":
+        path.mkdir()
+    elif case == "empty":
+        path.touch()
+    elif case == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(50_000))
+    elif case == "text":
+        path.write_text("this is not a video\n" * 50)
+    elif case == "cut_mp4":
+        data = videos["mp4v"].read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "wav":
+        with wave.open(str(path), "wb") as audio:
+            audio.setnchannels(1), audio.setsampwidth(2), audio.setframerate(8000)
+            audio.writeframes(b"\x00\x00" * 8000)
+    else:
+        return videos[case]
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("missing", VideoNotFoundError),
+        ("directory", NotAVideoError),
+        ("empty", NotAVideoError),
+        ("random", NotAVideoError),
+        ("text", NotAVideoError),
+        ("cut_mp4", NotAVideoError),  # moov at the end: the cut removed the header
+        ("wav", NoVideoStreamError),
+        ("no_frames_mp4", NoVideoStreamError),  # OpenCV writes no track without frames
+        ("no_frames_mkv", EmptyVideoError),
+    ],
+)
+def test_damaged_input_gives_its_error_quickly(tmp_path, videos, case, error):
+    path = _damaged(tmp_path, videos, case)
+    started = time.monotonic()
+    with pytest.raises(error) as raised:
+        probe(path)
+    with pytest.raises(error):
+        iter_chunks(path)
+    assert time.monotonic() - started < 10
+    assert str(path) in str(raised.value) and raised.value.cause in str(raised.value)
+    assert isinstance(raised.value, VideoError)
+
+
+@pytest.mark.parametrize("source", ["faststart", "lossless"])
+def test_truncated_file_yields_frames_before_the_damage(tmp_path, videos, source):
+    data = videos[source].read_bytes()
+    path = tmp_path / f"cut{videos[source].suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    started = time.monotonic()
+    with pytest.warns(TruncatedVideoWarning):
+        stream = iter_chunks(path, backend="auto")
+        frames, indices, _ = decode_all_from(stream)
+    assert time.monotonic() - started < 10
+    assert stream.info.truncated and stream.warnings and stream.backend == "opencv"
+    assert 0 < len(indices) < FRAMES and indices.tolist() == list(range(len(indices)))
+    assert [read_index(f) for f in frames] == indices.tolist()  # no garbage frame
+
+
+def decode_all_from(stream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunks = list(stream)
+    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))  # type: ignore
+
+
+def test_unknown_backend_is_a_user_error(videos):
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="backend"):
+        iter_chunks(videos["lossless"], backend="ffmpeg")
+
+
+def test_decode_error_is_a_video_error():
+    assert issubclass(DecodeError, VideoError)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_probe_json_and_error(videos, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["probe", str(videos["lossless"]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[0])["frames"] == FRAMES
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello\n")
+    result = CliRunner().invoke(app, ["probe", str(text)])
+    assert result.exit_code == 2
+
+
+# --- every real file in ../shared/data/videos ------------------------------------------------
+
+SHARED = shared_video_files()
+ROTATED = [p for p in SHARED if p.name.startswith("decord_video_")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", SHARED, ids=[p.name for p in SHARED])
+def test_real_file_sampling_is_exact_and_matches_opencv(shared_videos, path, backend):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendFallbackWarning)
+        try:
+            full = iter_chunks(path, size=48, backend=backend)
+        except DecodeError as exc:  # forced decord refuses files it cannot be trusted with
+            assert backend == "decord", exc
+            pytest.skip(f"decord refuses {path.name}: {exc.cause}")
+        frames, indices, times = decode_all_from(full)
+        sampled, sampled_indices, sampled_times = decode_all(
+            path, size=48, sample_fps=5, backend=backend
+        )
+    assert full.info.frames == len(frames) and indices.tolist() == list(range(len(frames)))
+    assert np.all(np.diff(times) > 0) and times[0] == 0
+    assert sampled_indices.tolist() == sample_plan(times, 5, None).tolist()
+    np.testing.assert_array_equal(sampled, frames[sampled_indices])
+    np.testing.assert_array_equal(sampled_times, times[sampled_indices])
+    reference = opencv_reference(path)
+    assert len(reference) == len(frames)
+    for frame, index in zip(sampled, sampled_indices, strict=True):
+        _assert_closest(frame, reference, int(index))
+
+
+def _assert_closest(frame: np.ndarray, reference: list[np.ndarray], index: int) -> None:
+    def distance(i: int) -> float:
+        return float(np.abs(frame.astype(np.int16) - reference[i]).mean())
+
+    own = distance(index)
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(reference) and not np.array_equal(
+            reference[neighbour], reference[index]
+        ):
+            assert own < distance(neighbour), (index, neighbour)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", ROTATED, ids=[p.name for p in ROTATED])
+def test_rotated_files_come_out_upright(shared_videos, path, backend):
+    angle = int(path.stem.rsplit("_", 1)[1])
+    # ffmpeg's display matrix for video_90 says rotation=-90: players turn it 90° clockwise.
+    turns_clockwise = {0: 0, 90: 1, 180: 2, 270: 3}[angle]
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    raw = []
+    while (read := capture.read())[0]:
+        raw.append(read[1][..., ::-1])
+    frames, _, _ = decode_all(path, backend=backend)
+    info = probe(path, backend=backend)
+    assert info.rotation == angle
+    assert (info.height, info.width) == np.rot90(raw[0], -turns_clockwise).shape[:2]
+    assert len(frames) == len(raw)
+    for frame, unrotated in zip(frames, raw, strict=True):
+        np.testing.assert_array_equal(frame, np.rot90(unrotated, -turns_clockwise))
+
+
+@pytest.mark.skipif(not decord_available(), reason="decord not installed")
+@pytest.mark.parametrize("name", ["moviepy_no_duration_vp9.webm", "torchcodec_nasa_13013.mp4"])
+def test_auto_falls_back_to_opencv_once_with_reason(shared_videos, name):
+    path = next((p for p in shared_videos if p.name == name), None)
+    if path is None:
+        pytest.skip(f"{name} absent")
+    with pytest.warns(BackendFallbackWarning, match=name) as caught:
+        stream = iter_chunks(path, sample_fps=1)
+        list(stream)
+    assert stream.backend == "opencv" and len(caught) == 1 and len(stream.warnings) == 1
