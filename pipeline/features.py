@@ -205,8 +205,9 @@ class FeatureExtractor:
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         count = len(batch)
-        if self.compiled and count < self.batch_size:
-            # A compiled graph is specialised to one batch size: pad rather than recompile.
+        if count < self.batch_size and (self.compiled or self.device.type == "cpu"):
+            # One batch shape: a compiled graph is specialised to it, and oneDNN builds its
+            # kernels per shape (a new shape costs more than the padded frames).
             pad = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
             batch = torch.cat([batch, pad]).contiguous(memory_format=torch.channels_last)
         try:

@@ -27,7 +27,8 @@ class VidtagPyfunc(PythonModel):
 
         self.model = load_model_files(context.artifacts)
 
-    def predict(self, context, model_input: Any, params: dict | None = None) -> Any:
+    # No type hints here: MLflow would try (and fail) to derive a schema from them.
+    def predict(self, context, model_input, params=None):
         import pandas as pd
 
         if isinstance(model_input, pd.DataFrame) and "video" in model_input.columns:

@@ -20,8 +20,11 @@ def configure(verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Slow, shared machines take more than the default 20 s to start the temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    # httpx logs every API request at INFO.
+    # httpx logs every API request at INFO; MLflow logs database migrations and registrations.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

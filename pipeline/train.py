@@ -82,7 +82,7 @@ def train_one_epoch(
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        total += float(loss) * len(batch.lengths)
+        total += float(loss.detach()) * len(batch.lengths)
         count += len(batch.lengths)
     return total / max(count, 1)
 

@@ -29,3 +29,82 @@ def shared_videos() -> list[Path]:
     if not files:
         pytest.skip("../shared/data/videos is absent: real-video tests skipped")
     return files
+
+
+# Prefect reads PREFECT_HOME when it is first imported: point it at a session temp dir now.
+_PREFECT_HOME = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _PREFECT_HOME
+    import tempfile
+
+    _PREFECT_HOME = tempfile.mkdtemp(prefix="vidtag-prefect-home-")
+    os.environ["PREFECT_HOME"] = _PREFECT_HOME
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    if _PREFECT_HOME:
+        shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API for the whole session (starting one costs 10-20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pipeline.prefect_env import configure, lean_flow_runs
+
+    configure()
+    with prefect_test_harness(server_startup_timeout=120), lean_flow_runs():
+        yield
+
+
+def tiny_config(root: Path, videos: Path, annotations: Path | None, task: str, **sets: object):
+    """A fast config for tests: random-init resnet18 at 64 px, small RNN, temp stores."""
+    from pipeline.config import load_config
+
+    overrides = {
+        "data.task": task,
+        "data.videos": videos,
+        "data.annotations": annotations,
+        "decode.sample_fps": 5,
+        "features.weights": "none",
+        "features.image_size": 64,
+        "features.compile": "off",
+        "features.store": root / "store",
+        "model.hidden": 48,
+        "model.layers": 1,
+        "train.epochs": 25,
+        "train.batch_size": 8,
+        "train.lr": 0.003,
+        "train.patience": 8,
+        "train.checkpoint_dir": root / "checkpoints",
+        "tracking.uri": f"sqlite:///{root / 'mlflow.db'}",
+        "tracking.experiment": "tests",
+        "tracking.registered_model": f"test-{task}",
+    }
+    overrides.update(sets)
+    return load_config(None, [f"{k}={'null' if v is None else v}" for k, v in overrides.items()])
+
+
+@pytest.fixture(scope="session")
+def clip_dataset(tmp_path_factory) -> Path:
+    """36 short synthetic clip videos (6 classes incl. two order-reversed pairs)."""
+    from pipeline.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("clip_data")
+    write_dataset(root, task="clip", videos=36, seed=1, duration_s=(2.0, 4.0))
+    return root
+
+
+@pytest.fixture(scope="session")
+def frame_dataset(tmp_path_factory) -> Path:
+    from pipeline.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("frame_data")
+    write_dataset(root, task="frame", videos=16, seed=2, segments=(3, 5))
+    return root
