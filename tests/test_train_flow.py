@@ -1,0 +1,163 @@
+"""Training end to end: synthetic videos -> Prefect train flow -> SQLite MLflow -> registry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.synth import REVERSED_PAIRS
+from tests.conftest import REPO, tiny_config
+
+REVERSED = {label for pair in REVERSED_PAIRS for label in pair}
+
+
+def _held_out_features(cfg, classes: set[str]):
+    """(features, label) of the val+test videos of ``classes``, read from the store."""
+    from pipeline.annotations import load_annotations
+    from pipeline.features import spec_from_config
+    from pipeline.store import FeatureStore
+
+    store = FeatureStore(cfg.features.store)
+    key = spec_from_config(cfg).key()
+    items = [
+        item
+        for item in load_annotations(cfg.data).items
+        if item.split in ("val", "test") and item.label in classes
+    ]
+    return [(store.get(store.video_key(item.path), key).features, item.label) for item in items]
+
+
+def _accuracy(model, held_out) -> float:
+    probs = model.predict_proba([features for features, _ in held_out])
+    predicted = [model.classes[int(p.argmax())] for p in probs]
+    return float(np.mean([p == label for p, (_, label) in zip(predicted, held_out, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def clip_run(prefect_api, clip_dataset: Path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("clip_run")
+    cfg = tiny_config(root, clip_dataset, clip_dataset / "labels.csv", "clip")
+    path = root / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["train", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    return cfg, result.output
+
+
+def test_train_cli_prints_run_version_metrics_and_ui_command(clip_run) -> None:
+    _, output = clip_run
+    for fragment in ("MLflow run:", "models:/test-clip/1", "test_accuracy", "mlflow ui"):
+        assert fragment in output
+
+
+def test_gru_separates_reversed_pairs_where_order_blind_baseline_cannot(clip_run) -> None:
+    from pipeline.tracking import load_model
+    from pipeline.training_job import run_training
+
+    cfg, _ = clip_run
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    gru = load_model("models:/test-clip@candidate")
+    held_out = _held_out_features(cfg, REVERSED)
+    assert len(held_out) >= 4
+    gru_accuracy = _accuracy(gru, held_out)
+    baseline_cfg = cfg.model_copy(deep=True)
+    baseline_cfg.model.cell = "none"
+    baseline_cfg.model.pooling = "mean"
+    baseline_cfg.tracking.registered_model = "test-clip-baseline"
+    outcome = run_training(baseline_cfg)
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    baseline = load_model(f"models:/test-clip-baseline/{outcome.registered_version}")
+    baseline_accuracy = _accuracy(baseline, held_out)
+    assert gru_accuracy >= 0.85, gru_accuracy
+    assert baseline_accuracy <= gru_accuracy - 0.25, (baseline_accuracy, gru_accuracy)
+
+
+def test_registered_model_loads_in_a_fresh_process_without_pickle(clip_run, tmp_path) -> None:
+    from pipeline.tracking import load_model
+
+    cfg, _ = clip_run
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    in_memory = load_model("models:/test-clip@candidate")
+    features = [f for f, _ in _held_out_features(cfg, set(in_memory.classes))][:4]
+    expected = np.stack(in_memory.predict_proba(features))
+    for index, array in enumerate(features):
+        np.save(tmp_path / f"f{index}.npy", array)
+    script = (
+        "import sys, numpy as np, mlflow\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "model = mlflow.pyfunc.load_model('models:/test-clip@candidate')\n"
+        "feats = [np.load(f'{sys.argv[2]}/f{i}.npy') for i in range(int(sys.argv[3]))]\n"
+        "np.save(f'{sys.argv[2]}/out.npy', model.predict(feats))\n"
+    )
+    env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+    subprocess.run(
+        [sys.executable, "-c", script, cfg.tracking.uri, str(tmp_path), str(len(features))],
+        check=True, env=env, cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
+    from mlflow import MlflowClient
+
+    cfg, output = clip_run
+    client = MlflowClient(cfg.tracking.uri)
+    run_id = output.split("MLflow run:")[1].split()[0]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.cell"] == "gru" and run.data.params["train.lr"] == "0.003"
+    for tag in ("task", "extractor_key", "dataset_fingerprint", "git_commit"):
+        assert tag in run.data.tags
+    history = client.get_metric_history(run_id, "val_accuracy")
+    assert len(history) >= 2 and all(0 <= m.value <= 1 for m in history)
+    names = {a.path for a in client.list_artifacts(run_id)}
+    for artifact in ("config.yaml", "classes.json", "test_confusion_matrix.png"):
+        assert artifact in names, names
+    assert "test_per_class_report.txt" in names
+
+
+def test_failed_run_ends_failed(prefect_api, clip_dataset, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import tracked_run
+
+    cfg = tiny_config(tmp_path, clip_dataset, None, "clip")
+    with pytest.raises(RuntimeError), tracked_run(cfg, {"task": "clip"}) as run:
+        raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt), tracked_run(cfg, {"task": "clip"}) as killed:
+        raise KeyboardInterrupt
+    client = MlflowClient(cfg.tracking.uri)
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert client.get_run(killed.info.run_id).info.status == "KILLED"
+
+
+def test_unreachable_tracking_server_is_reported_before_work(tmp_path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["train", "--set", "tracking.uri=http://127.0.0.1:9", "--set", f"data.videos={tmp_path}"],
+    )
+    assert result.exit_code == 2 and "unreachable" in result.output
+
+
+def test_frame_tagger_reaches_accuracy_and_f1(prefect_api, frame_dataset, tmp_path) -> None:
+    from flows.train import train
+
+    cfg = tiny_config(
+        tmp_path, frame_dataset / "videos", frame_dataset / "segments.csv", "frame",
+        **{"decode.sample_fps": 10, "model.hidden": 64, "train.epochs": 40},
+    )  # fmt: skip
+    outcome = train(cfg)
+    metrics = outcome["test_metrics"]
+    assert metrics["test_frame_accuracy"] >= 0.9, metrics
+    assert metrics["test_f1_50"] >= 0.85, metrics
