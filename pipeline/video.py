@@ -7,12 +7,24 @@ Guarantees (tested over every file in ../shared/data/videos and synthetic lossle
   from the container's packets without decoding, relative to the first frame;
 - frames are upright (the display matrix is applied the way ffmpeg and players apply it), RGB,
   resized at decode so the short side is `size`;
-- memory is bounded by one chunk of `chunk_frames` resized frames, whatever the video's length;
+- with `auto`/`opencv`, memory is bounded by one chunk of `chunk_frames` resized frames,
+  whatever the video's length (decord's is not: see below);
 - a file cut short yields the frames before the damage plus a `TruncatedVideoWarning`; any
   other problem is a `VideoError` subclass naming the file and the cause.
 
-Backends: `opencv` (FFmpeg), `decord`, `auto` (decord when it is installed and agrees with the
-container on the stream and its frame count, else OpenCV with a `BackendFallbackWarning`).
+Backends: `opencv` (FFmpeg), `decord`, `auto` (= OpenCV). `decord` stays selectable: it is
+checked against the container (stream and frame count) and raises a `DecodeError` for files it
+cannot be trusted with or fails on.
+
+Why `auto` is OpenCV, not decord (peak RSS of one fresh process per decode of the files
+benchmarks/decode.py generates, 360p MPEG-4, 5 of 30 fps kept, before resizing): decord's
+peak RSS grows with video length and is not bounded by a chunk -- 88 MB for 1 min vs 141 MB
+for 10 min with skip_frames()/next(), 123 MB with num_threads=1, 94 vs 316 MB decoding with
+next() on every frame, ~570 MB with get_batch();
+malloc arena limits do not change it (the growth is inside decord's decoder). OpenCV's
+grab()/retrieve() stays flat (67 vs 70 MB) and is ~3x faster on the same files. Both backends
+decode through FFmpeg and give identical pixels on the shared test files decord accepts, except
+MJPEG (up to 2 levels apart), hence `DECODER_VERSION` "2".
 """
 
 from __future__ import annotations
@@ -79,7 +91,9 @@ __all__ = [
 ]
 
 # Part of the extractor key: bump whenever decoded pixels, indices or times could change.
-DECODER_VERSION = "1"
+# "2": `auto` decodes with OpenCV, no longer decord; pixels are identical except on MJPEG
+# (full-range YUV: decord and OpenCV convert it to RGB up to 2 levels apart).
+DECODER_VERSION = "2"
 BACKENDS = ("auto", "decord", "opencv")
 # Containers that estimate their frame count from a duration that may include audio: only a
 # large shortfall there means the file was cut.
@@ -122,7 +136,7 @@ def probe(path: str | Path, backend: str = "auto") -> VideoInfo:
     """Read a video's stream facts; `backend` only decides `VideoInfo.backend`.
 
     Cost: a demux-only pass over the file's packets (milliseconds, nothing decoded), plus
-    decord's own index pass under `auto`/`decord`. Issues the same warnings as decoding would.
+    decord's own index pass under `decord`. Issues the same warnings as decoding would.
     """
     scan = _scan(Path(path), backend)
     for category, message in scan.notes:
@@ -194,19 +208,13 @@ class ChunkStream:
         return FrameChunk(frames, indices, self.times_s[indices].astype(np.float64))
 
     def _decoded_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        done = 0
-        if self.backend == "decord":
-            try:
-                for index, frame in _checked(self._decord_frames(wanted), self.info):
-                    yield index, frame
-                    done += 1
-                return
-            except Exception as exc:  # DECORDError, RuntimeError, _Untrusted: all mean distrust
-                if self.requested_backend != "auto":
-                    raise DecodeError(self.path, f"decord failed: {_first_line(exc)}") from exc
-                self._warn(BackendFallbackWarning, _fallback_message(self.path, exc))
-                self.backend = "opencv"
-        yield from self._opencv_frames(wanted[done:])
+        if self.backend != "decord":
+            yield from self._opencv_frames(wanted)
+            return
+        try:  # only when asked for by name: `auto` is OpenCV (see _choose_backend)
+            yield from _checked(self._decord_frames(wanted), self.info)
+        except Exception as exc:  # DECORDError, RuntimeError, _Untrusted: all mean distrust
+            raise DecodeError(self.path, f"decord failed: {_first_line(exc)}") from exc
 
     def _decord_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         decoder = DecordFrames(self.path)
@@ -274,9 +282,7 @@ def _scan(path: Path, backend: str) -> _Scan:
     kind = container_kind(read_head(path)[:64])
     times_s, notes = _frame_times(path, header, kind)
     info = _info(path, header, kind, times_s, truncated=bool(notes))
-    chosen, reason = _choose_backend(path, backend, info)
-    if reason is not None:
-        notes.append((BackendFallbackWarning, _fallback_message(path, reason)))
+    chosen = _choose_backend(path, backend, info)
     return _Scan(dataclasses.replace(info, backend=chosen), times_s, notes)
 
 
@@ -349,16 +355,21 @@ def _measured_fps(times_s: np.ndarray) -> float:
     return float((times_s.size - 1) / times_s[-1])
 
 
-def _choose_backend(path: Path, requested: str, info: VideoInfo) -> tuple[str, str | None]:
-    """(backend, reason auto fell back to OpenCV or None)."""
-    if requested == "opencv" or (requested == "auto" and not decord_available()):
-        return "opencv", None
+def _choose_backend(path: Path, requested: str, info: VideoInfo) -> str:
+    """The backend that decodes `path`: "opencv", or "decord" when asked for and trusted.
+
+    `auto` is OpenCV: decord's peak memory grows with the video's length (see the module doc:
+    1.6x from a 1- to a 10-minute 360p file, several times that with some access patterns)
+    while OpenCV's stays one chunk, and OpenCV's grab()/retrieve() is also faster for sampled
+    decoding. So `auto` never falls back (no `BackendFallbackWarning`); `decord`, asked for
+    by name, raises a `DecodeError` for a file it cannot be trusted with instead of switching.
+    """
+    if requested in ("auto", "opencv"):
+        return "opencv"
     reason = _decord_distrust(path, info)
-    if reason is None:
-        return "decord", None
-    if requested == "decord":
+    if reason is not None:
         raise DecodeError(path, f"decord cannot be trusted for this file: {reason}")
-    return "opencv", reason
+    return "decord"
 
 
 def _decord_distrust(path: Path, info: VideoInfo) -> str | None:
@@ -380,10 +391,6 @@ def _decord_distrust(path: Path, info: VideoInfo) -> str | None:
     finally:
         decoder.close()
     return None
-
-
-def _fallback_message(path: Path, reason: object) -> str:
-    return f"{path}: decoding with OpenCV instead of decord: {_first_line(reason)}"
 
 
 def _first_line(reason: object) -> str:

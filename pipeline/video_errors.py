@@ -48,4 +48,5 @@ class TruncatedVideoWarning(VideoWarning):
 
 
 class BackendFallbackWarning(VideoWarning):
-    """`auto` could not trust decord for this file and decodes it with OpenCV instead."""
+    """A backend switch during decoding. `auto` is OpenCV since DECODER_VERSION 2 and no
+    longer emits it; kept so that code filtering or catching it keeps working."""

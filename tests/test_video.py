@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_video_files
 
 from pipeline.video import (
     BackendFallbackWarning,
@@ -31,6 +30,7 @@ from pipeline.video import (
 )
 from pipeline.video_backends import decord_available
 from pipeline.video_plan import resized_shape
+from tests.conftest import shared_video_files
 
 BACKENDS = ["opencv"] + (["decord"] if decord_available() else [])
 FPS = 30
@@ -393,11 +393,22 @@ def test_rotated_files_come_out_upright(shared_videos, path, backend):
 
 @pytest.mark.skipif(not decord_available(), reason="decord not installed")
 @pytest.mark.parametrize("name", ["moviepy_no_duration_vp9.webm", "torchcodec_nasa_13013.mp4"])
-def test_auto_falls_back_to_opencv_once_with_reason(shared_videos, name):
+def test_auto_is_opencv_and_forced_decord_refuses_untrusted_files(shared_videos, name):
     path = next((p for p in shared_videos if p.name == name), None)
     if path is None:
         pytest.skip(f"{name} absent")
-    with pytest.warns(BackendFallbackWarning, match=name) as caught:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackendFallbackWarning)
         stream = iter_chunks(path, sample_fps=1)
         list(stream)
-    assert stream.backend == "opencv" and len(caught) == 1 and len(stream.warnings) == 1
+    assert stream.backend == "opencv" and not stream.warnings
+    with pytest.raises(DecodeError, match="decord cannot be trusted"):
+        iter_chunks(path, sample_fps=1, backend="decord")
+
+
+def test_auto_decodes_with_opencv(videos):
+    stream = iter_chunks(videos["lossless"], sample_fps=5)
+    auto = [chunk.frames for chunk in stream]
+    opencv = [chunk.frames for chunk in iter_chunks(videos["lossless"], 5, backend="opencv")]
+    assert stream.backend == "opencv" and probe(videos["lossless"]).backend == "opencv"
+    np.testing.assert_array_equal(np.concatenate(auto), np.concatenate(opencv))

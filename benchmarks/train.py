@@ -1,0 +1,138 @@
+"""Time one training step of vidtag's exact encoder against packed and plain padded nn.GRU.
+
+One step = forward + cross-entropy on clip logits + backward + AdamW step, on the same batch
+(32 x lengths uniform in 150-300, D=512, a 2-layer bidirectional GRU with hidden 256).
+The three are timed interleaved (A B C A B C ...) so drift in machine load hits each alike;
+medians are reported. The last line is ``vidtag/packed=<R> vidtag/padded=<P>``.
+
+    .venv/bin/python benchmarks/train.py [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.rnn import build_model  # noqa: E402
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TorchBiGRU(nn.Module):
+    """The reference: ``nn.GRU(bidirectional=True)``, packed (exact) or padded (leaky)."""
+
+    def __init__(self, args: argparse.Namespace, packed: bool) -> None:
+        super().__init__()
+        self.packed = packed
+        self.rnn = nn.GRU(
+            args.dim,
+            args.hidden,
+            args.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=args.dropout,
+        )
+        self.head = nn.Linear(2 * args.hidden, args.classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            x = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)  # (layers * 2, B, H)
+        return self.head(torch.cat([h_n[-2], h_n[-1]], dim=-1))  # (B, C)
+
+
+def make_batch(args: argparse.Namespace) -> Batch:
+    generator = torch.Generator().manual_seed(args.seed)
+    lengths = torch.randint(args.min_len, args.max_len + 1, (args.batch,), generator=generator)
+    x = torch.randn(args.batch, int(lengths.max()), args.dim, generator=generator)
+    padded = torch.arange(x.shape[1])[None, :, None] >= lengths[:, None, None]  # (B, T, 1)
+    x = x.masked_fill(padded, 0.0)  # (B, T, D)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=generator)
+    return x, lengths, labels
+
+
+def train_step_fn(model: nn.Module, batch: Batch) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, lengths, labels = batch
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x, lengths), labels)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--min-len", type=int, default=150)
+    parser.add_argument("--max-len", type=int, default=300)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    batch = make_batch(args)
+    # input_norm off: compare the RNN itself, the same work nn.GRU does.
+    cfg = dict(
+        cell="gru",
+        hidden=args.hidden,
+        layers=args.layers,
+        bidirectional=True,
+        dropout=args.dropout,
+        pooling="last",
+        input_norm=False,
+    )
+    models = {
+        "vidtag": build_model("clip", args.dim, args.classes, cfg),
+        "packed": TorchBiGRU(args, packed=True),
+        "padded": TorchBiGRU(args, packed=False),
+    }
+    steps = {name: train_step_fn(model.train(), batch) for name, model in models.items()}
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch "
+        f"{args.batch} x {batch[1].min()}-{batch[1].max()} steps, D={args.dim}, "
+        f"BiGRU {args.layers}x{args.hidden}",
+        flush=True,
+    )
+    for step in steps.values():
+        step()  # warm-up: allocator, oneDNN primitives
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(args.repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+        print(
+            f"repeat {repeat}: " + "  ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()),
+            flush=True,
+        )
+    median = {name: statistics.median(values) for name, values in times.items()}
+    for name, value in median.items():
+        print(f"{name:>7}: median {value:.3f} s/step (min {min(times[name]):.3f})")
+    print(
+        f"vidtag/packed={median['vidtag'] / median['packed']:.3f} "
+        f"vidtag/padded={median['vidtag'] / median['padded']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Sequence models over per-frame features: an exact-with-padding RNN encoder and two heads.
+
+``SequenceEncoder`` runs a stacked (bi)directional RNN/GRU/LSTM, or a per-step MLP (``none``,
+the order-blind baseline), over a padded batch ``(B, T, D)`` with ``lengths (B,)``.
+``ClipClassifier`` pools the valid steps into one label per sequence (many-to-one);
+``FrameTagger`` labels every step (synced many-to-many).
+
+Why not ``pack_padded_sequence``: packing is exact but ~2.5x slower on CPU, and a plain padded
+bidirectional RNN lets padding leak into the backward direction and the final state. Instead
+each direction is a causal (unidirectional) cuDNN-style RNN over padded input; the backward
+one reads each sequence reversed *within its own length*, so its padding also only follows
+the valid steps and can never reach them. The result equals packing to float rounding.
+With the batch sorted longest first, the RNN then runs over a few time spans, each only over
+the sequences still running, so most padded steps are skipped too (``time_chunks``): one
+training step costs about 0.85x plain padded ``nn.GRU`` and 0.6x packed on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import ModelConfig
+
+_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def length_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, T)`` bool, True on valid steps."""
+    return torch.arange(steps, device=lengths.device) < lengths[:, None]
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence's valid steps in place of time; padded steps stay where they are.
+
+    Its own inverse, so the same call maps backward-direction outputs back to time order.
+    """
+    B, T = x.shape[:2]
+    steps = torch.arange(T, device=x.device).expand(B, T)  # (B, T)
+    flipped = lengths[:, None] - 1 - steps
+    index = torch.where(steps < lengths[:, None], flipped, steps)  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+def _check_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 3 or lengths.shape != (x.shape[0],):
+        raise ValueError(
+            f"expected x (B, T, D) and lengths (B,), got {tuple(x.shape)} and "
+            f"{tuple(lengths.shape)}"
+        )
+    lengths = lengths.to(device=x.device, dtype=torch.long)
+    if lengths.numel() == 0:
+        raise ValueError("empty batch")
+    if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
+        raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got {lengths.tolist()}")
+    return lengths
+
+
+class Encoded(NamedTuple):
+    steps: torch.Tensor  # (B, T, F) per-step states, zero on padded steps
+    final: torch.Tensor  # (B, F) forward state at length - 1 ++ backward state at step 0
+
+
+def time_chunks(lengths: torch.Tensor, chunks: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, active)`` spans of time for a batch sorted by length, longest first.
+
+    Sequences that have ended are dropped from later spans (``active`` is the count still
+    running at ``start``), which skips most of the padded work the way packing does, but in
+    a few large RNN calls instead of one small step per time step. Span starts sit at length
+    quantiles, so at most ``chunks`` spans follow the shortest sequence's end.
+    """
+    ascending = lengths.flip(0).tolist()
+    starts = {0, *(ascending[len(ascending) * i // chunks] for i in range(chunks))}
+    bounds = sorted(starts | {ascending[-1]})
+    return [(t0, t1, sum(n > t0 for n in ascending)) for t0, t1 in pairwise(bounds)]
+
+
+def _slice_state(state: Any, active: int) -> Any:
+    if isinstance(state, tuple):  # LSTM: (h, c)
+        return tuple(part[:, :active].contiguous() for part in state)
+    return state[:, :active].contiguous()
+
+
+def run_causal(rnn: nn.RNNBase, x: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    """``rnn`` over ``x (B, T, D)`` span by span, carrying the state; zeros where skipped."""
+    outputs, state = [], None
+    for start, stop, active in spans:
+        hx = None if state is None else _slice_state(state, active)
+        out, state = rnn(x[:active, start:stop], hx)  # (active, stop - start, H)
+        outputs.append(F.pad(out, (0, 0, 0, 0, 0, x.shape[0] - active)))
+    return torch.cat(outputs, dim=1)  # (B, T, H)
+
+
+class RecurrentLayer(nn.Module):
+    """One layer: a causal RNN per direction, the backward one over within-length reversal."""
+
+    def __init__(self, cell: str, input_dim: int, hidden: int, bidirectional: bool) -> None:
+        super().__init__()
+        rnn = _CELLS[cell]
+        self.fwd = rnn(input_dim, hidden, batch_first=True)
+        self.bwd = rnn(input_dim, hidden, batch_first=True) if bidirectional else None
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, spans: list[tuple[int, int, int]]
+    ) -> torch.Tensor:
+        out = run_causal(self.fwd, x, spans)  # (B, T, H); padding only follows valid steps
+        if self.bwd is None:
+            return out
+        back = run_causal(self.bwd, reverse_within_lengths(x, lengths), spans)  # reversed time
+        return torch.cat([out, reverse_within_lengths(back, lengths)], dim=-1)  # (B, T, 2H)
+
+
+class StepMLP(nn.Module):
+    """The ``none`` cell: the same MLP at every step, blind to order (the baseline)."""
+
+    def __init__(self, input_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(input_dim, hidden)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, spans: Any) -> torch.Tensor:
+        return F.gelu(self.linear(x))  # (B, T, H)
+
+
+class SequenceEncoder(nn.Module):
+    """LayerNorm -> projection -> ``layers`` x (RNN or MLP) with dropout between layers."""
+
+    chunks = 8  # time spans after the shortest sequence ends; 8 measured fastest (benchmarks/)
+
+    def __init__(self, input_dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cell = cell = cfg.cell
+        self.bidirectional = cfg.bidirectional and cell != "none"
+        self.norm = nn.LayerNorm(input_dim) if cfg.input_norm else nn.Identity()
+        self.proj = nn.Linear(input_dim, cfg.projection) if cfg.projection else nn.Identity()
+        self.dropout = nn.Dropout(cfg.dropout)
+        width = cfg.projection or input_dim
+        self.layers = nn.ModuleList()
+        for _ in range(cfg.layers):
+            if cell == "none":
+                self.layers.append(StepMLP(width, cfg.hidden))
+            else:
+                self.layers.append(RecurrentLayer(cell, width, cfg.hidden, self.bidirectional))
+            width = cfg.hidden * (2 if self.bidirectional else 1)
+        self.hidden = cfg.hidden
+        self.output_dim = width
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Encoded:
+        lengths = _check_lengths(x, lengths)
+        # Longest first, so the sequences still running at any time are a prefix.
+        order = lengths.argsort(descending=True, stable=True)
+        steps_in = x.shape[1]
+        x, lengths = x[order], lengths[order]
+        x = x[:, : int(lengths[0])]  # drop steps that are padding in every sequence
+        spans = time_chunks(lengths.cpu(), self.chunks)
+        mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
+        # Zero padding up front: NaN/Inf there would otherwise poison gradients of valid
+        # steps (0 * NaN) even though the forward values are causal and unaffected.
+        x = torch.where(mask, x, 0.0)  # (B, T, D)
+        x = self.proj(self.norm(x))  # (B, T, D')
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.dropout(x)  # between layers only, like nn.GRU(dropout=...)
+            x = layer(x, lengths, spans)  # (B, T, F)
+        steps = torch.where(mask, x, 0.0)  # (B, T, F)
+        last = steps.gather(1, (lengths - 1)[:, None, None].expand(-1, 1, steps.shape[-1]))
+        final = last[:, 0]  # (B, F)
+        if self.bidirectional:
+            # The backward direction ends at step 0: its final state is its output there.
+            final = torch.cat([final[:, : self.hidden], steps[:, 0, self.hidden :]], dim=-1)
+        restore = order.argsort()
+        steps = F.pad(steps[restore], (0, 0, 0, steps_in - steps.shape[1]))  # (B, T, F)
+        return Encoded(steps, final[restore])
+
+
+def masked_mean(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over valid steps of ``(B, T, F)`` whose padded steps are zero -> ``(B, F)``."""
+    return steps.sum(1) / lengths.to(steps.dtype)[:, None]
+
+
+class AttentionPool(nn.Module):
+    """Additive attention over valid steps: softmax(w . tanh(W h_t)) weighted sum."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
+
+    def forward(self, steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        scores = self.score(steps).squeeze(-1)  # (B, T)
+        scores = scores.masked_fill(~length_mask(lengths, steps.shape[1]), float("-inf"))
+        weights = scores.softmax(dim=1)  # (B, T), exactly 0 on padded steps
+        return torch.einsum("bt,btf->bf", weights, steps)  # (B, F)
+
+
+class ClipClassifier(nn.Module):
+    """Many-to-one: encoder -> pool valid steps (last | mean | attention) -> linear."""
+
+    task = "clip"
+
+    def __init__(self, input_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.input_dim, self.num_classes, self.cfg = input_dim, num_classes, cfg
+        self.encoder = SequenceEncoder(input_dim, cfg)
+        dim = self.encoder.output_dim
+        self.attention = AttentionPool(dim) if cfg.pooling == "attention" else None
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        encoded = self.encoder(x, lengths)
+        lengths = lengths.to(x.device)
+        if self.cfg.pooling == "last":
+            pooled = encoded.final  # (B, F)
+        elif self.cfg.pooling == "mean":
+            pooled = masked_mean(encoded.steps, lengths)  # (B, F)
+        else:
+            pooled = self.attention(encoded.steps, lengths)  # (B, F)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+
+class FrameTagger(nn.Module):
+    """Synced many-to-many: logits at every step; those of padded steps mean nothing."""
+
+    task = "frame"
+
+    def __init__(self, input_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.input_dim, self.num_classes, self.cfg = input_dim, num_classes, cfg
+        self.encoder = SequenceEncoder(input_dim, cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(self.encoder.output_dim, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = self.encoder(x, lengths).steps  # (B, T, F)
+        return self.head(self.dropout(steps))  # (B, T, C)
+
+
+def build_model(
+    task: str, input_dim: int, num_classes: int, cfg: ModelConfig | dict[str, Any] | None = None
+) -> ClipClassifier | FrameTagger:
+    """``ClipClassifier`` for task ``clip``, ``FrameTagger`` for ``frame``.
+
+    ``cfg`` may be a plain dict, so ``build_model(**json.load(f))`` rebuilds a saved model
+    from the dict :func:`model_config_dict` wrote.
+    """
+    cfg = ModelConfig.model_validate(cfg or {})
+    if task == "clip":
+        return ClipClassifier(input_dim, num_classes, cfg)
+    if task == "frame":
+        return FrameTagger(input_dim, num_classes, cfg)
+    raise ValueError(f"unknown task {task!r}: expected 'clip' or 'frame'")
+
+
+def model_config_dict(model: ClipClassifier | FrameTagger) -> dict[str, Any]:
+    """JSON-ready ``build_model`` kwargs: task, input_dim, num_classes, cfg (a dict)."""
+    return {
+        "task": model.task,
+        "input_dim": model.input_dim,
+        "num_classes": model.num_classes,
+        "cfg": model.cfg.model_dump(mode="json"),
+    }
