@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.synth import REVERSED_PAIRS
-from tests.conftest import REPO, tiny_config
+from tests.conftest import tiny_config
 
 REVERSED = {label for pair in REVERSED_PAIRS for label in pair}
 
