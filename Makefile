@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 # (Re)install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
