@@ -248,17 +248,29 @@ def probe(
 ) -> None:
     """Print each video's frames, fps, duration, upright size, rotation, codec and backend.
 
+    A file that cannot be read gets an error line and the others go on; exit code 2 when any
+    file failed.
+
     Example: [bold]vidtag probe data/videos/*.mp4 --json[/]
     """
     import json
     import warnings
 
+    from pipeline.video import VideoError
     from pipeline.video import probe as probe_video
 
+    failed = 0
     for path in paths:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            info = probe_video(path, backend=backend)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                info = probe_video(path, backend=backend)
+        except VideoError as exc:
+            failed += 1
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            if json_:
+                typer.echo(json.dumps({"path": str(path), "error": str(exc)}))
+            continue
         for warning in caught:
             err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
         if json_:
@@ -266,6 +278,10 @@ def probe(
         else:
             fields = ", ".join(f"{k}={v}" for k, v in info.to_dict().items() if k != "path")
             typer.echo(f"{info.path}: {fields}")
+    if len(paths) > 1:
+        err_console.print(f"{len(paths) - failed} of {len(paths)} files probed")
+    if failed:
+        raise typer.Exit(2)
 
 
 # --- train / ui ------------------------------------------------------------------------------

@@ -8,12 +8,18 @@ files with messy timestamps) cannot reach our output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
-import numpy as np
+# OpenCV prints its own warnings ("can't be used to capture by name") for files we then report
+# with a specific VideoError; keep its console quiet unless the user asks for it.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 # Each FFmpeg read or open that blocks longer than this is interrupted by OpenCV's FFmpeg
 # interrupt callback: a stalled file fails instead of hanging the pipeline.
