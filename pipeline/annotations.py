@@ -28,7 +28,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -38,6 +37,7 @@ import numpy as np
 
 from pipeline.config import DataConfig
 from pipeline.errors import UserError
+from pipeline.fileio import atomic_write_text
 
 Task = Literal["clip", "frame"]
 Unit = Literal["seconds", "frames"]
@@ -606,19 +606,6 @@ def write_segments_csv(
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file in ``path``'s folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _as_mapping(row: Any) -> Mapping[str, Any]:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.fileio import atomic_write_text
 from pipeline.synth_render import (
     BACKGROUND,
     CLIP_CLASSES,
@@ -287,14 +288,7 @@ def write_video(frames: Iterable[np.ndarray], spec: VideoSpec, path: Path) -> No
         temp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    try:
-        temp.write_text(text, encoding="utf-8", newline="")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+write_text_atomic = atomic_write_text
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
