@@ -355,6 +355,76 @@ def ui(
         raise typer.Exit(0) from None
 
 
+# --- label -----------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def label(
+    input: Annotated[Path, typer.Argument(help="Folder of videos (recursive), manifest or file.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model or a "
+            "local model folder.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Relabel videos whose outputs are already current.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Label every video with a trained model: JSON, segments CSV and WebVTT per video, plus
+    summary.csv and a review page (index.html).
+
+    Features come from the model's own extractor spec (stored ones are reused). Videos already
+    labelled by the same model are skipped; a bad video is a failed row and the rest go on.
+    Exits 1 when any video failed.
+
+    Example: [bold]vidtag label inbox/ --model models:/vidtag@candidate --out labels/[/]
+    """
+    from pipeline.label_run import run_label
+
+    cfg = load(config, set_)
+    summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def serve(
+    schedules: Annotated[
+        Path, typer.Option("--file", "-f", help="Schedules file: named deployments.")
+    ] = Path("configs/schedules.yaml"),
+    limit: Annotated[
+        int | None, typer.Option(help="Most flow runs at once (default: no limit).")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Register the scheduled deployments of a schedules file and run them as they come due.
+
+    Needs a Prefect server in PREFECT_API_URL (schedules never run on Prefect's temporary
+    server). Ctrl-C stops serving; the schedules stay active and late runs start on restart.
+
+    Example: [bold]vidtag serve -f configs/schedules.yaml[/]
+    """
+    from pipeline.prefect_env import configure
+
+    configure(verbose)
+    from flows.deploy import serve_schedules
+
+    serve_schedules(schedules, limit=limit)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
 from pipeline.features import ExtractorSpec, FeatureExtractor, extract_video, spec_from_config
 from pipeline.progress import reporter
@@ -67,6 +68,16 @@ def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = Non
     video_key = store.video_key(video)
     if store.get_or_discard(video_key, spec.key()) is not None:
         return VideoResult(str(video), "skipped", video_key)
+    # Another run may be extracting this video right now: wait for it, then reuse its file.
+    with claim(lock_path_for(store.path_for(video_key, spec.key()))):
+        if store.get_or_discard(video_key, spec.key()) is not None:
+            return VideoResult(str(video), "skipped", video_key)
+        return _extract_and_store(video, video_key, cfg, spec, store)
+
+
+def _extract_and_store(
+    video: Path, video_key: str, cfg: Config, spec: ExtractorSpec, store: FeatureStore
+) -> VideoResult:
     started = time.perf_counter()
     result = extract_video(
         video,

@@ -15,8 +15,10 @@ from pipeline.progress import progress_bar, set_reporter
 
 def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[str, Any]:
     from pipeline.prefect_env import configure
+    from pipeline.runner import check_runner
 
     configure(verbose)
+    check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     if cfg.data.videos is None:
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
     videos = discover_videos(cfg.data.videos, cfg.data.extensions)
@@ -62,9 +64,11 @@ def run_train(
     cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
 ) -> dict[str, Any]:
     from pipeline.prefect_env import configure
+    from pipeline.runner import check_runner
     from pipeline.tracking import check_reachable, resolve_uri
 
     configure(verbose)
+    check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     check_reachable(resolve_uri(cfg))  # before any long work
     from flows.train import train
     from pipeline.prefect_env import lean_flow_runs

@@ -108,3 +108,7 @@ def frame_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("frame_data")
     write_dataset(root, task="frame", videos=16, seed=2, segments=(3, 5))
     return root
+
+
+# Real Prefect and MLflow servers (tests/servers.py), shared by every module that asks for them.
+from tests.servers import mlflow_server, on_prefect_server, prefect_server  # noqa: E402, F401

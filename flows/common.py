@@ -1,0 +1,33 @@
+"""What the per-video flows share: the retry rule and reading a finished task's record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.futures import PrefectFuture
+
+from pipeline.errors import UserError
+
+
+def transient(task, task_run, state) -> bool:
+    """Retry I/O hiccups (network storage); never a bad video or a bad config."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+def collect(future: PrefectFuture, failed_record: dict[str, Any]) -> dict[str, Any]:
+    """A finished task's record; a failed task becomes ``failed_record`` with its reason."""
+    future.wait()
+    state = future.state
+    if state.is_completed():
+        return future.result()
+    error = state.result(raise_on_failure=False)
+    reason = str(error) if isinstance(error, BaseException) else (state.message or state.name)
+    return {**failed_record, "status": "failed", "error": reason or "failed"}

@@ -1,0 +1,109 @@
+"""Deployments and schedules: ``vidtag serve`` and the entry points ``prefect.yaml`` deploys.
+
+``serve_schedules`` registers every entry of a schedules file (``pipeline/schedules.py``) with
+the Prefect server in ``PREFECT_API_URL`` and serves them with ``prefect.serve`` in this
+process. Schedules only run on a real server (``prefect server start``), never on Prefect's
+temporary one, so serving without one fails at once. Stopping serve leaves the schedules
+active (``pause_on_shutdown=False``): runs that come due meanwhile wait as Late until serve
+starts again.
+
+The ``*_from_file`` flows take a config *file* and overrides instead of a whole config, for
+``prefect deploy`` (``prefect.yaml``), where parameters are static YAML and the config is
+read on the worker at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.runner import SERVER_HINT, check_runner, prefect_api_url
+from pipeline.schedules import ScheduleEntry, flow_parameters, import_flow, load_schedules
+
+
+class NoServerError(UserError):
+    """No Prefect server answers at PREFECT_API_URL."""
+
+
+def require_server(timeout_s: float = 5.0) -> str:
+    """The URL of the Prefect server in PREFECT_API_URL; a NoServerError when none answers."""
+    import urllib.error
+    import urllib.request
+
+    url = prefect_api_url()
+    if not url:
+        raise NoServerError(
+            "PREFECT_API_URL is not set: schedules never run on Prefect's temporary server. "
+            f"Run a Prefect server: {SERVER_HINT}"
+        )
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s):  # noqa: S310
+            return url
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise NoServerError(
+            f"no Prefect server answers at PREFECT_API_URL={url} ({exc}). {SERVER_HINT}"
+        ) from None
+
+
+def build_deployment(entry: ScheduleEntry, base: Path):
+    """A served deployment (RunnerDeployment) of ``entry``'s flow with its schedule."""
+    from pipeline.config import Config
+
+    parameters = flow_parameters(entry, base)
+    if "config" in parameters:
+        check_runner(Config.model_validate(parameters["config"]))
+    return import_flow(entry.flow_ref).to_deployment(
+        name=entry.name,
+        schedules=[entry.schedule()],
+        parameters=parameters,
+        description=entry.description,
+        tags=["vidtag", *entry.tags],
+    )
+
+
+def build_deployments(schedules_file: str | Path) -> list[Any]:
+    path = Path(schedules_file)
+    return [build_deployment(entry, path.parent) for entry in load_schedules(path)]
+
+
+def serve_schedules(schedules_file: str | Path, limit: int | None = None) -> None:
+    """Register and serve every deployment of ``schedules_file`` until interrupted."""
+    from prefect import serve
+
+    require_server()
+    deployments = build_deployments(schedules_file)
+    serve(*deployments, pause_on_shutdown=False, limit=limit, print_starting_message=True)
+
+
+# --- entry points for `prefect deploy` (prefect.yaml) ------------------------------------------
+
+
+@flow(name="extract_features_from_file")
+def extract_from_file(config_file: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """``extract_features`` with the config read from ``config_file`` on the worker."""
+    from flows.extract import extract_features
+
+    return extract_features(load_config(config_file, overrides or []))
+
+
+@flow(name="train_from_file")
+def train_from_file(config_file: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """``train`` (extraction subflow, training, MLflow run) from ``config_file``."""
+    from flows.train import train
+
+    return train(load_config(config_file, overrides or []))
+
+
+@flow(name="label_folder_from_file")
+def label_from_file(
+    config_file: str,
+    overrides: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``label_folder`` from ``config_file``; ``parameters`` go to that flow as they are."""
+    label_folder = import_flow("flows.label:label_folder")
+    return label_folder(config=load_config(config_file, overrides or []), **(parameters or {}))

@@ -1,0 +1,122 @@
+"""Prefect flow ``label_folder``: every video of a folder labelled by one trained model.
+
+Thin: the per-video work (extraction with the model's own extractor spec, prediction, output
+files) is :func:`pipeline.labeling.label_one`; tasks pass paths and small records, never arrays.
+The model is loaded once per process (:func:`pipeline.labeling.get_model`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task, unmapped
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.common import collect, transient
+from pipeline.config import Config
+from pipeline.discovery import discover_videos
+from pipeline.jobs import JobSummary
+from pipeline.label_outputs import (
+    INDEX_HTML,
+    SUMMARY_COLUMNS,
+    SUMMARY_CSV,
+    input_root,
+    output_bases,
+    relative_path,
+    summary_csv_text,
+    write_if_changed,
+)
+from pipeline.label_page import index_html
+from pipeline.labeling import check_spec, get_model, label_one
+from pipeline.progress import reporter
+from pipeline.runner import task_mapper
+
+
+@task(
+    name="label-video",
+    task_run_name="label {relative}",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def label_video_task(
+    video: str, relative: str, base: str, output: str, config: Config, model: str, tracking: str
+) -> dict[str, Any]:
+    loaded = get_model(model, tracking)
+    return label_one(Path(video), relative, base, Path(output), config, loaded)
+
+
+# One video at a time in-process, as in extract_features: each task already overlaps decode
+# and inference.
+@flow(name="label_folder", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def label_folder(
+    input: str,
+    model: str,
+    output: str,
+    config: Config | None = None,
+    overwrite: bool | None = None,
+    print_summary: bool = True,
+) -> dict[str, Any]:
+    """Label every video under ``input`` (folder, manifest or file) with ``model`` into ``output``.
+
+    ``model``: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<id>/model`` or
+    a local model folder. ``overwrite`` (default ``config.label.overwrite``) relabels videos
+    whose outputs are current. Returns the job summary plus the paths of summary.csv and
+    index.html.
+    """
+    from pipeline.tracking import resolve_uri
+
+    cfg = (config or Config()).model_copy(deep=True)
+    if overwrite is not None:
+        cfg.label.overwrite = overwrite
+    tracking = resolve_uri(cfg)
+    loaded = get_model(model, tracking)
+    check_spec(loaded.model.spec)
+    source = Path(input).expanduser()
+    videos = discover_videos(source, cfg.data.extensions)
+    root = input_root(source)
+    bases = output_bases(videos, root)
+    out = Path(output).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    relative = {v: relative_path(v, root) for v in videos}
+    summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
+    # runner.kind picks the runner at run time (pipeline/runner.py), as in extract_features.
+    with task_mapper(cfg) as map_tasks:
+        futures = map_tasks(
+            label_video_task, video=[str(v) for v in videos],
+            relative=[relative[v] for v in videos], base=[bases[v] for v in videos],
+            output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
+            tracking=unmapped(tracking),
+        )  # fmt: skip
+        for video, future in zip(videos, futures, strict=True):
+            failed = {"video": relative[video], "path": str(video)}
+            record = collect(future, failed)
+            summary.add(record)
+            reporter().video_done(record)
+    return _finish(summary, out, loaded.describe(), print_summary)
+
+
+def _finish(
+    summary: JobSummary, out: Path, model: dict[str, Any], print_summary: bool
+) -> dict[str, Any]:
+    """summary.csv and index.html (rewritten only when their content changed), the artifact."""
+    records = summary.records
+    summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
+    write_if_changed(summary_csv, summary_csv_text(records))
+    write_if_changed(index, index_html(out, records, model))
+    table = [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in records]
+    create_table_artifact(key="label-summary", table=table, description=summary.markdown())
+    if print_summary:
+        print(summary.text())
+        print(f"review page: {index}\nsummary: {summary_csv}")
+    return {
+        **summary.to_dict(),
+        "output": str(out),
+        "summary_csv": str(summary_csv),
+        "index_html": str(index),
+        "model": model,
+    }

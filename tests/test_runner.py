@@ -1,0 +1,152 @@
+"""runner.kind: dask gives the same features and labels as local, against a real Prefect server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.runner import RunnerError, check_runner, task_runner_for, with_runner
+from tests.conftest import tiny_config
+
+VIDEOS = 6
+
+
+@pytest.fixture(scope="module")
+def small_folder(clip_dataset: Path, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("runner_videos")
+    for video in sorted(clip_dataset.rglob("*.mp4"))[::6][:VIDEOS]:
+        shutil.copy(video, folder / video.name)
+    return folder
+
+
+def _features(cfg) -> dict[str, np.ndarray]:
+    from pipeline.store import FeatureStore, read_entry
+
+    store = FeatureStore(cfg.features.store)
+    return {e.video_key: read_entry(e.path).features.astype(np.float32) for e in store.entries()}
+
+
+def _random_model(cfg, folder: Path) -> Path:
+    """A random-init clip model folder with ``cfg``'s extractor spec (labelling needs one)."""
+    import torch
+
+    from models.rnn import build_model, model_config_dict
+    from pipeline.features import spec_from_config
+    from pipeline.model_io import save_model_dir
+
+    torch.manual_seed(0)
+    module = build_model("clip", 512, 3, cfg.model)
+    config = model_config_dict(module)
+    return save_model_dir(folder, module, config, spec_from_config(cfg), ["a", "b", "c"], None)
+
+
+def _label_files(folder: Path) -> dict[str, bytes]:
+    import json
+
+    files = {}
+    for path in sorted(folder.rglob("*.labels.json")):
+        doc = json.loads(path.read_text())
+        doc.pop("created_at", None)
+        files[path.relative_to(folder).as_posix()] = doc
+    return files
+
+
+def _task_runs(flow_run_id) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        return client.read_task_runs(flow_run_filter=runs_filter)
+
+
+def test_dask_matches_local_for_extraction_and_labelling(on_prefect_server, small_folder, tmp_path):
+    from flows.extract import extract_features
+    from flows.label import label_folder
+
+    local = tiny_config(tmp_path / "local", small_folder, None, "clip")
+    dask = tiny_config(
+        tmp_path / "dask",
+        small_folder,
+        None,
+        "clip",
+        **{"runner.kind": "dask", "runner.workers": 2},
+    )
+    assert extract_features(local, print_summary=False)["ok"] == VIDEOS
+    state = extract_features(dask, print_summary=False, return_state=True)
+    summary = state.result()
+    assert (summary["ok"], summary["failed"]) == (VIDEOS, 0), summary
+    # The workers reported their task runs to the shared server, inside this flow run.
+    task_runs = _task_runs(state.state_details.flow_run_id)
+    assert len(task_runs) == VIDEOS and all(r.state.is_completed() for r in task_runs)
+    expected, got = _features(local), _features(dask)
+    assert expected.keys() == got.keys() and len(got) == VIDEOS
+    for key, features in expected.items():
+        np.testing.assert_allclose(got[key], features, rtol=1e-2, atol=2e-3)
+
+    model = _random_model(local, tmp_path / "model")
+    outputs = {}
+    for name, cfg in (("local", local), ("dask", dask)):
+        out = tmp_path / f"labels_{name}"
+        result = label_folder(
+            str(small_folder), str(model), str(out), config=cfg, print_summary=False
+        )
+        assert (result["ok"], result["failed"]) == (VIDEOS, 0), result
+        outputs[name] = _label_files(out)
+    assert len(outputs["local"]) == VIDEOS
+    for relative, doc in outputs["local"].items():
+        other = outputs["dask"][relative]
+        assert doc["segments"] and [s["label"] for s in doc["segments"]] == [
+            s["label"] for s in other["segments"]
+        ]
+        assert doc["clip"]["label"] == other["clip"]["label"], relative
+        scores, other_scores = doc["clip"]["scores"], other["clip"]["scores"]
+        assert scores.keys() == other_scores.keys()
+        for label, score in scores.items():
+            assert abs(score - other_scores[label]) < 1e-3, (relative, label)
+
+
+def test_dask_without_a_prefect_server_is_refused_with_the_fix(tmp_path) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip", **{"runner.kind": "dask"})
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with pytest.raises(RunnerError) as caught:
+            check_runner(cfg)
+        message = str(caught.value)
+        assert "temporary Prefect server" in message and "prefect server start" in message
+        with pytest.raises(RunnerError):
+            task_runner_for(cfg)
+
+
+def test_remote_scheduler_that_does_not_answer_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setattr("pipeline.runner.CONNECT_TIMEOUT_S", 2.0)
+    sets = {"runner.kind": "dask", "runner.address": "tcp://127.0.0.1:9"}
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip", **sets)
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        with pytest.raises(RunnerError, match="dask scheduler"):
+            task_runner_for(cfg)
+
+
+@pytest.mark.parametrize(
+    ("kind", "runner_class"),
+    [("local", "ThreadPoolTaskRunner"), ("dask", "DaskTaskRunner")],
+)
+def test_with_runner_sets_the_flows_task_runner(kind: str, runner_class: str, tmp_path) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.extract import extract_features
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip", **{"runner.kind": kind})
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        flow = with_runner(extract_features, cfg)
+    assert type(flow.task_runner).__name__ == runner_class
+    if kind == "dask":
+        kwargs = flow.task_runner.cluster_kwargs
+        assert kwargs["n_workers"] == 2 and kwargs["threads_per_worker"] == 1
+        assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:9/api"
