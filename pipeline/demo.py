@@ -99,7 +99,9 @@ def main() -> None:
         label(cfg, task, f"models:/{cfg.tracking.registered_model}/{outcome['registered_version']}")
     console.print(Rule("done"))
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; everything is in {OUT}")
-    console.print("MLflow UI: .venv/bin/vidtag ui -c configs/demo_clip.yaml  (http://127.0.0.1:5000)")
+    console.print(
+        "MLflow UI: .venv/bin/vidtag ui -c configs/demo_clip.yaml  (http://127.0.0.1:5000)"
+    )
 
 
 if __name__ == "__main__":
