@@ -66,7 +66,7 @@ def held_back_folder(cfg: Config, task: str) -> Path:
     inbox.mkdir(parents=True)
     with open(annotations, newline="") as handle:
         videos = {row["video"] for row in csv.DictReader(handle) if row.get("split") == "test"}
-    base = annotations.parent if task == "clip" else Path(cfg.data.videos)
+    base = annotations.parent  # annotation paths are relative to the annotation file
     for relative in sorted(videos):
         source = base / relative
         target = inbox / Path(relative).name
@@ -82,9 +82,7 @@ def label(cfg: Config, task: str, model_uri: str) -> None:
 
     inbox = held_back_folder(cfg, task)
     output = OUT / "labels" / task
-    summary = run_label(cfg, inbox, model_uri, output, console, overwrite=True)
-    console.print(f"review page: {summary['index_html']}")
-    console.print(f"summary:     {summary['summary_csv']}")
+    run_label(cfg, inbox, model_uri, output, console, overwrite=True)  # prints both paths
 
 
 def main() -> None:

@@ -160,19 +160,36 @@ def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str |
 
     from pipeline.model_io import FILES
 
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(REPO_ROOT / "pipeline" / "mlflow_pyfunc.py"),
-        artifacts={name: str(model_dir / name) for name in FILES},
-        code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
-        registered_model_name=registered_model,
-        pip_requirements=_requirements(),
-    )
+    # MLflow prints registration chatter and a type-hint advice warning that does not apply to
+    # a pyfunc taking arrays or tables; errors still raise.
+    with _quiet():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(REPO_ROOT / "pipeline" / "mlflow_pyfunc.py"),
+            artifacts={name: str(model_dir / name) for name in FILES},
+            code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
+            registered_model_name=registered_model,
+            pip_requirements=_requirements(),
+        )
     version = None
     if registered_model:
         version = str(info.registered_model_version)
         MlflowClient().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, version)
     return info.model_uri, version
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    import io
+    import warnings
+
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _requirements() -> list[str]:

@@ -156,8 +156,13 @@ def fit(
         row.update({f"val_{k}": v for k, v in result.metrics.items()})
         state["history"].append(row)
         score = selection_score(task, result.metrics)
-        if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch, best_model=_copy_state(model))
+        # Small validation sets saturate the metric early: among equal scores, the lower
+        # validation loss wins (a better-calibrated model, not just the first to get there).
+        if (score, -result.loss) > (state["best_score"], -state["best_loss"]):
+            state.update(
+                best_score=score, best_loss=result.loss, best_epoch=epoch,
+                best_model=_copy_state(model),
+            )  # fmt: skip
         state["epoch"] = epoch
         if on_epoch is not None:
             on_epoch(epoch, row)
@@ -181,6 +186,7 @@ def _fresh_state(model: nn.Module) -> dict[str, Any]:
         "epoch": 0,
         "best_epoch": 0,
         "best_score": -math.inf,
+        "best_loss": math.inf,
         "best_model": _copy_state(model),
         "history": [],
     }
@@ -222,5 +228,5 @@ def load_checkpoint(
     if optimizer is not None:
         optimizer.load_state_dict(data["optimizer"])
     torch.set_rng_state(data["rng"])
-    keys = ("epoch", "best_epoch", "best_score", "best_model", "history")
+    keys = ("epoch", "best_epoch", "best_score", "best_loss", "best_model", "history")
     return {k: data[k] for k in keys}
