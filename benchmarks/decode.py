@@ -64,7 +64,7 @@ def write_video(path: Path, codec: str, size: tuple[int, int], seconds: int) -> 
 
         writer = imageio_ffmpeg.write_frames(
             str(path), size, fps=FPS, codec="libx264", quality=None, pix_fmt_in="bgr24",
-            output_params=["-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"],
+            pix_fmt_out="yuv420p", macro_block_size=1, output_params=["-preset", "veryfast"],
         )  # fmt: skip
         writer.send(None)
         for frame in frames_of(size, seconds):
