@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.gru_kernel import active_counts, run_gru
 from pipeline.config import ModelConfig
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -95,8 +96,19 @@ def run_causal(rnn: nn.RNNBase, x: torch.Tensor, spans: list[tuple[int, int, int
     return torch.cat(outputs, dim=1)  # (B, T, H)
 
 
+class Schedule(NamedTuple):
+    """Which sequences run when, for a batch sorted longest first."""
+
+    spans: list[tuple[int, int, int]]  # nn.RNN/LSTM: ``time_chunks`` spans
+    active: list[int]  # the GRU kernel: sequences still running at each step
+
+
 class RecurrentLayer(nn.Module):
-    """One layer: a causal RNN per direction, the backward one over within-length reversal."""
+    """One layer: a causal RNN per direction, the backward one over within-length reversal.
+
+    GRUs run step by step in :func:`run_gru` (exact like packing, a cheaper backward than
+    autograd's); RNN/LSTM run as ``nn`` modules span by span (:func:`run_causal`).
+    """
 
     def __init__(self, cell: str, input_dim: int, hidden: int, bidirectional: bool) -> None:
         super().__init__()
@@ -104,13 +116,16 @@ class RecurrentLayer(nn.Module):
         self.fwd = rnn(input_dim, hidden, batch_first=True)
         self.bwd = rnn(input_dim, hidden, batch_first=True) if bidirectional else None
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, spans: list[tuple[int, int, int]]
-    ) -> torch.Tensor:
-        out = run_causal(self.fwd, x, spans)  # (B, T, H); padding only follows valid steps
+    def run(self, rnn: nn.RNNBase, x: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+        if isinstance(rnn, nn.GRU):
+            return run_gru(rnn, x, schedule.active)
+        return run_causal(rnn, x, schedule.spans)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+        out = self.run(self.fwd, x, schedule)  # (B, T, H); padding only follows valid steps
         if self.bwd is None:
             return out
-        back = run_causal(self.bwd, reverse_within_lengths(x, lengths), spans)  # reversed time
+        back = self.run(self.bwd, reverse_within_lengths(x, lengths), schedule)  # reversed time
         return torch.cat([out, reverse_within_lengths(back, lengths)], dim=-1)  # (B, T, 2H)
 
 
@@ -121,7 +136,7 @@ class StepMLP(nn.Module):
         super().__init__()
         self.linear = nn.Linear(input_dim, hidden)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, spans: Any) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, schedule: Any) -> torch.Tensor:
         return F.gelu(self.linear(x))  # (B, T, H)
 
 
@@ -155,7 +170,7 @@ class SequenceEncoder(nn.Module):
         steps_in = x.shape[1]
         x, lengths = x[order], lengths[order]
         x = x[:, : int(lengths[0])]  # drop steps that are padding in every sequence
-        spans = time_chunks(lengths.cpu(), self.chunks)
+        schedule = Schedule(time_chunks(lengths.cpu(), self.chunks), active_counts(lengths))
         mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
         # Zero padding up front: NaN/Inf there would otherwise poison gradients of valid
         # steps (0 * NaN) even though the forward values are causal and unaffected.
@@ -164,7 +179,7 @@ class SequenceEncoder(nn.Module):
         for index, layer in enumerate(self.layers):
             if index > 0:
                 x = self.dropout(x)  # between layers only, like nn.GRU(dropout=...)
-            x = layer(x, lengths, spans)  # (B, T, F)
+            x = layer(x, lengths, schedule)  # (B, T, F)
         steps = torch.where(mask, x, 0.0)  # (B, T, F)
         last = steps.gather(1, (lengths - 1)[:, None, None].expand(-1, 1, steps.shape[-1]))
         final = last[:, 0]  # (B, F)

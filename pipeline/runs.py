@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, TaskID
 
 from pipeline.config import Config
 from pipeline.console import ProgressReporter, print_failures, summary_table
@@ -38,25 +39,6 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
     return summary
 
 
-class EpochReporter:
-    """Per-epoch progress line for `vidtag train` (the Reporter protocol's epoch event)."""
-
-    def __init__(self, progress, epochs: int) -> None:
-        self.progress = progress
-        self.bar = progress.add_task("training", total=epochs)
-
-    def frames(self, count: int) -> None:
-        pass
-
-    def video_done(self, record: dict) -> None:
-        pass
-
-    def epoch(self, epoch: int, metrics: dict) -> None:
-        shown = {k: v for k, v in metrics.items() if k in _EPOCH_SHOWN}
-        text = " ".join(f"{k}={v:.3f}" for k, v in shown.items())
-        self.progress.update(self.bar, completed=epoch, description=f"epoch {epoch}: {text}")
-
-
 _EPOCH_SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_frame_accuracy", "val_f1_50")
 
 
@@ -82,23 +64,17 @@ def run_train(
     return outcome
 
 
-class _TrainReporter(EpochReporter):
-    """Extraction bars first, then the epoch bar."""
+class _TrainReporter(ProgressReporter):
+    """The extraction bars (videos, frames), then one bar over the training epochs."""
 
-    def __init__(self, progress, cfg: Config) -> None:
-        self.progress = progress
-        self.cfg = cfg
-        self.bar = None
+    def __init__(self, progress: Progress, cfg: Config) -> None:
         videos = discover_videos(cfg.data.videos, cfg.data.extensions) if cfg.data.videos else []
-        self.extraction = ProgressReporter(progress, len(videos), "extracting videos")
-
-    def frames(self, count: int) -> None:
-        self.extraction.frames(count)
-
-    def video_done(self, record: dict) -> None:
-        self.extraction.video_done(record)
+        super().__init__(progress, len(videos), "extracting videos")
+        self.epochs = cfg.train.epochs
+        self.epoch_bar: TaskID | None = None
 
     def epoch(self, epoch: int, metrics: dict) -> None:
-        if self.bar is None:
-            self.bar = self.progress.add_task("training", total=self.cfg.train.epochs)
-        super().epoch(epoch, metrics)
+        if self.epoch_bar is None:
+            self.epoch_bar = self.progress.add_task("training", total=self.epochs)
+        shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in _EPOCH_SHOWN)
+        self.progress.update(self.epoch_bar, completed=epoch, description=f"epoch {epoch}: {shown}")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,12 +218,3 @@ def load_model(uri: str):
     artifacts = local / "artifacts"
     folder = artifacts if artifacts.is_dir() else local
     return load_model_files({name: folder / name for name in FILES})
-
-
-def write_json_artifact(data: dict, name: str) -> None:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_text(json.dumps(data, indent=2))
-        mlflow.log_artifact(str(path))
