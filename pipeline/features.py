@@ -223,6 +223,11 @@ class FeatureExtractor:
         if self.cache_dir is not None:
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.cache_dir))
         try:
+            import torch._inductor.config as inductor_config
+
+            # Freezing folds the (never trained) weights into the graph as constants so oneDNN
+            # can pre-pack them: about 2x over plain compile for bf16 convolutions on CPU.
+            inductor_config.freezing = True
             self._runner = torch.compile(self.module, dynamic=False)
             self.compiled = True
             log.info("torch.compile enabled for %s", self.spec.backbone)

@@ -155,3 +155,34 @@ def test_spec_from_config_resolves_auto_precision() -> None:
     cfg = load_config(None, ["features.weights=none", "features.device=cpu"])
     spec = spec_from_config(cfg)
     assert spec.precision in ("fp32", "bf16") and spec.weights == "none:seed0"
+
+
+def test_failed_compile_falls_back_to_eager_with_a_warning(monkeypatch) -> None:
+    def broken_compile(module, **kwargs):
+        def run(batch):
+            raise RuntimeError("inductor: no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    frames = _frames(5)
+    compiled = FeatureExtractor(_spec(), device="cpu", batch_size=4, compile_mode="on")
+    assert compiled.compiled
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        out = compiled.embed(frames)
+    assert not compiled.compiled
+    eager = FeatureExtractor(_spec(), device="cpu", batch_size=4).embed(frames)
+    np.testing.assert_allclose(out, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_compile_waits_until_the_job_is_long(monkeypatch) -> None:
+    import pipeline.features as features
+
+    calls = []
+    monkeypatch.setattr(features, "AUTO_COMPILE_AFTER_FRAMES", 10)
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append(1) or module)
+    extractor = FeatureExtractor(_spec(), device="cpu", batch_size=4, compile_mode="auto")
+    extractor.embed(_frames(6))
+    assert not calls
+    extractor.embed(_frames(6))
+    assert calls and extractor.compiled
