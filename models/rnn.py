@@ -7,12 +7,15 @@ the order-blind baseline), over a padded batch ``(B, T, D)`` with ``lengths (B,)
 
 Why not ``pack_padded_sequence``: packing is exact but ~2.5x slower on CPU, and a plain padded
 bidirectional RNN lets padding leak into the backward direction and the final state. Instead
-each direction is a causal (unidirectional) cuDNN-style RNN over padded input; the backward
-one reads each sequence reversed *within its own length*, so its padding also only follows
-the valid steps and can never reach them. The result equals packing to float rounding.
-With the batch sorted longest first, the RNN then runs over a few time spans, each only over
-the sequences still running, so most padded steps are skipped too (``time_chunks``): one
-training step costs about 0.85x plain padded ``nn.GRU`` and 0.6x packed on 2 CPU cores.
+the encoder gathers the valid steps into packed rows once (:func:`packing`: step by step,
+longest sequences first) and every layer works on those rows, so padding is never computed
+on, and NaN there never reaches a result or a gradient. Each direction is a causal RNN; the
+backward one reads each sequence reversed *within its own length* (a fixed row permutation).
+On CPU, GRUs run in :mod:`models.gru_kernel` (both directions stepped together, a backward
+with one small GEMM per step): one training step costs about 0.75x plain padded ``nn.GRU``
+and 0.4x packed on 2 CPU cores (``benchmarks/train.py``). RNN/LSTM, and GRUs on GPUs (cuDNN),
+run as ``nn`` modules over the rows padded again, over a few time spans that each drop the
+sequences already ended (``time_chunks``). All equal packed ``nn`` modules to float rounding.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.gru_kernel import active_counts, run_gru
+from models.gru_kernel import Packing, packing, run_grus, unpack
 from pipeline.config import ModelConfig
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -96,19 +99,16 @@ def run_causal(rnn: nn.RNNBase, x: torch.Tensor, spans: list[tuple[int, int, int
     return torch.cat(outputs, dim=1)  # (B, T, H)
 
 
-class Schedule(NamedTuple):
-    """Which sequences run when, for a batch sorted longest first."""
-
-    spans: list[tuple[int, int, int]]  # nn.RNN/LSTM: ``time_chunks`` spans
-    active: list[int]  # the GRU kernel: sequences still running at each step
-
-
 class RecurrentLayer(nn.Module):
-    """One layer: a causal RNN per direction, the backward one over within-length reversal.
+    """One layer over packed rows: a causal RNN per direction, the backward one over each
+    sequence reversed within its length.
 
-    GRUs run step by step in :func:`run_gru` (exact like packing, a cheaper backward than
-    autograd's); RNN/LSTM run as ``nn`` modules span by span (:func:`run_causal`).
+    On CPU, GRUs run over the packed rows (:func:`run_grus`, a cheaper backward than
+    autograd's). RNN/LSTM, and GRUs elsewhere, run as ``nn`` modules over the rows padded again
+    (:func:`run_causal`); there the padding only follows the valid steps, never reaching them.
     """
+
+    chunks = 8  # RNN/LSTM time spans after the shortest sequence ends; 8 measured fastest
 
     def __init__(self, cell: str, input_dim: int, hidden: int, bidirectional: bool) -> None:
         super().__init__()
@@ -116,17 +116,23 @@ class RecurrentLayer(nn.Module):
         self.fwd = rnn(input_dim, hidden, batch_first=True)
         self.bwd = rnn(input_dim, hidden, batch_first=True) if bidirectional else None
 
-    def run(self, rnn: nn.RNNBase, x: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-        if isinstance(rnn, nn.GRU):
-            return run_gru(rnn, x, schedule.active)
-        return run_causal(rnn, x, schedule.spans)
+    def run_padded(self, rnn: nn.RNNBase, rows: torch.Tensor, pack: Packing) -> torch.Tensor:
+        """``rnn`` over packed ``rows (N, D)`` padded again, span by span -> ``(N, H)``."""
+        B, T = len(pack.lengths), int(pack.lengths[0])
+        spans = time_chunks(pack.lengths, self.chunks)
+        out = run_causal(rnn, unpack(rows, pack.padded, B, T), spans)  # (B, T, H)
+        return out.reshape(B * T, -1)[pack.padded]
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-        out = self.run(self.fwd, x, schedule)  # (B, T, H); padding only follows valid steps
-        if self.bwd is None:
-            return out
-        back = self.run(self.bwd, reverse_within_lengths(x, lengths), schedule)  # reversed time
-        return torch.cat([out, reverse_within_lengths(back, lengths)], dim=-1)  # (B, T, 2H)
+    def forward(self, rows: torch.Tensor, pack: Packing) -> torch.Tensor:
+        rnns = [self.fwd] if self.bwd is None else [self.fwd, self.bwd]
+        inputs = [rows, rows[pack.reverse]][: len(rnns)]  # backward: each sequence reversed
+        if isinstance(self.fwd, nn.GRU) and rows.device.type == "cpu":  # GPUs: cuDNN spans
+            outs = list(run_grus(rnns, inputs, pack))  # K x (N, H)
+        else:
+            outs = [self.run_padded(rnn, x, pack) for rnn, x in zip(rnns, inputs, strict=True)]
+        if len(outs) == 1:
+            return outs[0]
+        return torch.cat([outs[0], outs[1][pack.reverse]], dim=1)  # (N, 2H)
 
 
 class StepMLP(nn.Module):
@@ -136,14 +142,12 @@ class StepMLP(nn.Module):
         super().__init__()
         self.linear = nn.Linear(input_dim, hidden)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, schedule: Any) -> torch.Tensor:
-        return F.gelu(self.linear(x))  # (B, T, H)
+    def forward(self, rows: torch.Tensor, pack: Packing) -> torch.Tensor:
+        return F.gelu(self.linear(rows))  # (N, H)
 
 
 class SequenceEncoder(nn.Module):
     """LayerNorm -> projection -> ``layers`` x (RNN or MLP) with dropout between layers."""
-
-    chunks = 8  # time spans after the shortest sequence ends; 8 measured fastest (benchmarks/)
 
     def __init__(self, input_dim: int, cfg: ModelConfig) -> None:
         super().__init__()
@@ -165,30 +169,23 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Encoded:
         lengths = _check_lengths(x, lengths)
-        # Longest first, so the sequences still running at any time are a prefix.
-        order = lengths.argsort(descending=True, stable=True)
-        steps_in = x.shape[1]
-        x, lengths = x[order], lengths[order]
-        x = x[:, : int(lengths[0])]  # drop steps that are padding in every sequence
-        schedule = Schedule(time_chunks(lengths.cpu(), self.chunks), active_counts(lengths))
-        mask = length_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
-        # Zero padding up front: NaN/Inf there would otherwise poison gradients of valid
-        # steps (0 * NaN) even though the forward values are causal and unaffected.
-        x = torch.where(mask, x, 0.0)  # (B, T, D)
-        x = self.proj(self.norm(x))  # (B, T, D')
+        B, T, D = x.shape
+        pack = packing(lengths, T, x.device)
+        # Only valid steps are ever read, so NaN/Inf on padded steps cannot reach a result
+        # or a gradient.
+        rows = x.reshape(B * T, D)[pack.rows]  # (N, D)
+        rows = self.proj(self.norm(rows))  # (N, D')
         for index, layer in enumerate(self.layers):
             if index > 0:
-                x = self.dropout(x)  # between layers only, like nn.GRU(dropout=...)
-            x = layer(x, lengths, schedule)  # (B, T, F)
-        steps = torch.where(mask, x, 0.0)  # (B, T, F)
+                rows = self.dropout(rows)  # between layers only, like nn.GRU(dropout=...)
+            rows = layer(rows, pack)  # (N, F)
+        steps = unpack(rows, pack.rows, B, T)  # (B, T, F), zero on padding
         last = steps.gather(1, (lengths - 1)[:, None, None].expand(-1, 1, steps.shape[-1]))
         final = last[:, 0]  # (B, F)
         if self.bidirectional:
             # The backward direction ends at step 0: its final state is its output there.
             final = torch.cat([final[:, : self.hidden], steps[:, 0, self.hidden :]], dim=-1)
-        restore = order.argsort()
-        steps = F.pad(steps[restore], (0, 0, 0, steps_in - steps.shape[1]))  # (B, T, F)
-        return Encoded(steps, final[restore])
+        return Encoded(steps, final)
 
 
 def masked_mean(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
