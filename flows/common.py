@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from pipeline.errors import UserError
@@ -31,3 +33,15 @@ def collect(future: PrefectFuture, failed_record: dict[str, Any]) -> dict[str, A
     error = state.result(raise_on_failure=False)
     reason = str(error) if isinstance(error, BaseException) else (state.message or state.name)
     return {**failed_record, "status": "failed", "error": reason or "failed"}
+
+
+def per_video_task(name: str, run_name: str):
+    """The task decorator of per-video work: transient I/O errors retried, nothing cached."""
+    return task(
+        name=name,
+        task_run_name=run_name,
+        retries=2,
+        retry_delay_seconds=2,
+        retry_condition_fn=transient,
+        cache_policy=NO_CACHE,
+    )

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, transient
+from flows.common import collect, per_video_task
 from pipeline.config import Config
 from pipeline.discovery import discover_videos
 from pipeline.errors import UserError
@@ -26,14 +25,7 @@ from pipeline.runner import task_mapper
 from pipeline.store import FeatureStore
 
 
-@task(
-    name="extract-video",
-    task_run_name="extract {video}",
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient,
-    cache_policy=NO_CACHE,
-)
+@per_video_task("extract-video", "extract {video}")
 def extract_video_task(video: str, config: Config) -> dict[str, Any]:
     return extract_one(Path(video), config).to_dict()
 

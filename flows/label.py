@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, transient
+from flows.common import collect, per_video_task
 from pipeline.config import Config
 from pipeline.discovery import discover_videos
 from pipeline.jobs import JobSummary
@@ -35,14 +34,7 @@ from pipeline.progress import reporter
 from pipeline.runner import task_mapper
 
 
-@task(
-    name="label-video",
-    task_run_name="label {relative}",
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=transient,
-    cache_policy=NO_CACHE,
-)
+@per_video_task("label-video", "label {relative}")
 def label_video_task(
     video: str, relative: str, base: str, output: str, config: Config, model: str, tracking: str
 ) -> dict[str, Any]:

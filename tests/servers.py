@@ -87,21 +87,10 @@ def running_prefect_server(timeout_s: float = 120) -> Iterator[Server]:
     """``prefect server start`` on a free port with a temp PREFECT_HOME and database."""
     home = Path(tempfile.mkdtemp(prefix="vidtag-prefect-server-"))
     port = free_port()
-    log = home / "server.log"
     env = prefect_env(home)
     env.pop("PREFECT_API_URL", None)
     command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_healthy(f"{url}/health", process, log, timeout_s)
-        yield Server(url, home, process, log)
-    finally:
-        stop(process)
-        shutil.rmtree(home, ignore_errors=True)
+    yield from _serve(command, env, home, f"http://127.0.0.1:{port}/api", timeout_s)
 
 
 @contextlib.contextmanager
@@ -109,7 +98,6 @@ def running_mlflow_server(timeout_s: float = 120) -> Iterator[Server]:
     """``mlflow server`` (one worker, no job runner) with SQLite and proxied artifacts."""
     home = Path(tempfile.mkdtemp(prefix="vidtag-mlflow-server-"))
     port = free_port()
-    log = home / "server.log"
     command = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
@@ -117,12 +105,19 @@ def running_mlflow_server(timeout_s: float = 120) -> Iterator[Server]:
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    yield from _serve(command, env, home, f"http://127.0.0.1:{port}", timeout_s)
+
+
+def _serve(
+    command: list[str], env: dict[str, str], home: Path, url: str, timeout_s: float
+) -> Iterator[Server]:
+    """Start ``command`` in ``home`` (log in home/server.log), wait for url/health, clean up."""
+    log = home / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/health", process, log, timeout_s)
         yield Server(url, home, process, log)
