@@ -53,6 +53,27 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def artifact_root(uri: str) -> str | None:
+    """For a SQLite store, artifacts live beside the database (MLflow's own default is
+    ``./mlruns`` in whatever folder the process started in)."""
+    if not uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where its artifacts go
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+
+
+def ensure_experiment(uri: str, name: str) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    if client.get_experiment_by_name(name) is None:
+        try:
+            client.create_experiment(name, artifact_location=artifact_root(uri))
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a concurrent run
+    mlflow.set_experiment(name)
+
+
 def ui_command(uri: str, port: int = 5000) -> str:
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port {port} --workers 1"
 
@@ -75,7 +96,7 @@ def tracked_run(cfg: Config, tags: dict[str, str], run_name: str | None = None) 
     uri = resolve_uri(cfg)
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.tracking.experiment)
+    ensure_experiment(uri, cfg.tracking.experiment)
     previous = _raise_on_sigterm()
     run = mlflow.start_run(run_name=run_name, tags={**tags, "git_commit": git_commit()})
     try:

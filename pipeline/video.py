@@ -378,6 +378,10 @@ def _decord_distrust(path: Path, info: VideoInfo) -> str | None:
         return "decord is not installed"
     if info.truncated:
         return "the file is cut short and decord can hang past the damage"
+    if info.container == "avi":
+        # Seen here: decord's skip_frames on B-frame H.264 in AVI gave different pixels from
+        # run to run, and its AVI timestamps are garbage.
+        return "decord is not frame-exact on AVI files (frames it skips come out wrong)"
     try:
         decoder = DecordFrames(path)
     except Exception as exc:  # DECORDError and RuntimeError share no narrower base

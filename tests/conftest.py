@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
+# Tools keep state in the working folder or the home folder by default (Hypothesis in
+# ./.hypothesis, Prefect in ~/.prefect): point them at one session temp dir, set before they
+# are imported, removed when the session ends.
+_SESSION_DIR = tempfile.mkdtemp(prefix="vidtag-tests-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_DIR, "hypothesis")
+os.environ["PREFECT_HOME"] = os.path.join(_SESSION_DIR, "prefect")
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("vidtag", database=None)
+settings.load_profile("vidtag")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "data" / "videos"
@@ -31,24 +45,8 @@ def shared_videos() -> list[Path]:
     return files
 
 
-# Prefect reads PREFECT_HOME when it is first imported: point it at a session temp dir now.
-_PREFECT_HOME = None
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    global _PREFECT_HOME
-    import tempfile
-
-    _PREFECT_HOME = tempfile.mkdtemp(prefix="vidtag-prefect-home-")
-    os.environ["PREFECT_HOME"] = _PREFECT_HOME
-    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
-    import shutil
-
-    if _PREFECT_HOME:
-        shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
