@@ -12,7 +12,7 @@ from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
 from pipeline.features import ExtractorSpec, FeatureExtractor, extract_video, spec_from_config
 from pipeline.progress import reporter
-from pipeline.store import FeatureStore
+from pipeline.store import FeatureStore, StoredFeatures
 
 _extractors: dict[tuple, FeatureExtractor] = {}
 _extractors_lock = threading.Lock()
@@ -62,22 +62,29 @@ def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = Non
     Raises the decoder's VideoError for a bad video and OSError for I/O trouble; callers decide
     what to retry.
     """
+    return stored_features(video, cfg, spec)[0]
+
+
+def stored_features(
+    video: str | Path, cfg: Config, spec: ExtractorSpec | None = None
+) -> tuple[VideoResult, StoredFeatures]:
+    """:func:`extract_one` plus the stored entry itself (read once, or kept from the write)."""
     spec = spec or spec_from_config(cfg)
     store = FeatureStore(cfg.features.store)
     video = Path(video)
     video_key = store.video_key(video)
-    if store.get_or_discard(video_key, spec.key()) is not None:
-        return VideoResult(str(video), "skipped", video_key)
+    if (entry := store.get_or_discard(video_key, spec.key())) is not None:
+        return VideoResult(str(video), "skipped", video_key), entry
     # Another run may be extracting this video right now: wait for it, then reuse its file.
     with claim(lock_path_for(store.path_for(video_key, spec.key()))):
-        if store.get_or_discard(video_key, spec.key()) is not None:
-            return VideoResult(str(video), "skipped", video_key)
+        if (entry := store.get_or_discard(video_key, spec.key())) is not None:
+            return VideoResult(str(video), "skipped", video_key), entry
         return _extract_and_store(video, video_key, cfg, spec, store)
 
 
 def _extract_and_store(
     video: Path, video_key: str, cfg: Config, spec: ExtractorSpec, store: FeatureStore
-) -> VideoResult:
+) -> tuple[VideoResult, StoredFeatures]:
     started = time.perf_counter()
     result = extract_video(
         video,
@@ -95,8 +102,11 @@ def _extract_and_store(
         "seconds": round(result.seconds, 3),
     }
     store.write_spec(spec.key(), spec.to_dict())
-    store.put(video_key, spec.key(), result.features, result.indices, result.times_s, header)
-    return VideoResult(
+    entry = store.put(
+        video_key, spec.key(), result.features, result.indices, result.times_s, header,
+        frame_times_s=result.frame_times_s,
+    )  # fmt: skip
+    record = VideoResult(
         str(video),
         "ok",
         video_key,
@@ -104,3 +114,4 @@ def _extract_and_store(
         seconds=time.perf_counter() - started,
         warnings=result.warnings,
     )
+    return record, entry

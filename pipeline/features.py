@@ -249,6 +249,7 @@ class Extraction:
     features: np.ndarray  # (T, D) float32
     indices: np.ndarray  # (T,) int64
     times_s: np.ndarray  # (T,) float64
+    frame_times_s: np.ndarray  # (frames,) presentation time of every native frame
     info: dict[str, Any]
     warnings: list[str]
     backend: str
@@ -293,6 +294,7 @@ def extract_video(
         features=np.concatenate(features) if features else np.zeros((0, extractor.dim), np.float32),
         indices=np.concatenate(indices).astype(np.int64) if indices else np.zeros(0, np.int64),
         times_s=np.concatenate(times).astype(np.float64) if times else np.zeros(0, np.float64),
+        frame_times_s=np.asarray(stream.times_s, np.float64),
         info=stream.info.to_dict(),
         warnings=list(stream.warnings),
         backend=stream.backend,

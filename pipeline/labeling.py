@@ -24,7 +24,6 @@ import hashlib
 import json
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -350,36 +349,12 @@ def check_spec(spec: ExtractorSpec) -> None:
 # --- one video: extract with the model's spec, predict -----------------------------------------
 
 
-def stored_features(video: Path, cfg: Config, spec: ExtractorSpec) -> tuple[str, StoredFeatures]:
-    """(video sha256, features) in the store under the model's extractor key (extracted if new)."""
-    from pipeline.extraction import extract_one
-    from pipeline.store import FeatureStore
-
-    check_spec(spec)
-    result = extract_one(video, cfg, spec)
-    store = FeatureStore(cfg.features.store)
-    entry = store.get(result.video_key, spec.key())
-    if entry is None:  # removed between the write and this read (a concurrent `store gc`)
-        raise OSError(f"{video}: features vanished from the store {store.root}")
-    return result.video_key, entry
-
-
-def native_times(video: Path, frame_count: int) -> np.ndarray | None:
-    """Every native frame's presentation time (a demux pass, nothing decoded), or None."""
-    from pipeline.video import VideoError, iter_chunks
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # decoding already reported them
-            times = iter_chunks(video, backend="opencv").times_s
-    except (VideoError, OSError):
-        return None
-    return times if len(times) == frame_count else None
-
-
 def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, VideoLabels]:
     """(video sha256, labels) of one video; raises VideoError/OSError for a bad file."""
-    video_sha, entry = stored_features(video, cfg, model.spec)
+    from pipeline.extraction import stored_features
+
+    check_spec(model.spec)
+    record, entry = stored_features(video, cfg, model.spec)
     info = {key: entry.header["info"][key] for key in INFO_KEYS}
     features = np.asarray(entry.features, np.float32)  # (T, D)
     probs = model.predict_proba([features])[0]  # clip (C,), frame (T, C)
@@ -387,11 +362,17 @@ def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, Vid
         labels = labels_from_clip(probs, model.classes, info)
     else:
         labels = labels_from_frames(
-            probs, entry.indices, entry.times_s, native_times(video, info["frames"]),
+            probs, entry.indices, entry.times_s, _frame_times(entry, info["frames"]),
             model.classes, model.background, info, cfg.label.min_segment_s,
         )  # fmt: skip
     labels.sampled = len(entry.indices)
-    return video_sha, labels
+    return record.video_key, labels
+
+
+def _frame_times(entry: StoredFeatures, frame_count: int) -> np.ndarray | None:
+    """Every native frame's presentation time, as stored beside the features (None: i/fps)."""
+    times = entry.frame_times_s
+    return times if times is not None and len(times) == frame_count else None
 
 
 # --- the MLflow pyfunc's table input -----------------------------------------------------------

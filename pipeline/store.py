@@ -43,6 +43,7 @@ class StoredFeatures:
     indices: np.ndarray  # (T,) int64 native frame indices
     times_s: np.ndarray  # (T,) float64 presentation times
     header: dict[str, Any]
+    frame_times_s: np.ndarray | None = None  # (frames,) every native frame's time, if stored
 
 
 @dataclass
@@ -61,10 +62,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _array_checksum(*arrays: np.ndarray) -> str:
+def _array_checksum(arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
+    for name in ("features", "indices", "times_s", "frame_times_s"):  # a fixed order
+        if name in arrays:
+            digest.update(np.ascontiguousarray(arrays[name]).tobytes())
     return digest.hexdigest()
 
 
@@ -111,13 +113,19 @@ class FeatureStore:
         indices: np.ndarray,
         times_s: np.ndarray,
         header: dict[str, Any],
-    ) -> Path:
+        frame_times_s: np.ndarray | None = None,
+    ) -> StoredFeatures:
+        """Write one entry atomically; returns it as a reader would see it."""
         from safetensors.numpy import save
 
-        features = np.ascontiguousarray(features, dtype=np.float16)
-        indices = np.ascontiguousarray(indices, dtype=np.int64)
-        times_s = np.ascontiguousarray(times_s, dtype=np.float64)
-        if not (len(features) == len(indices) == len(times_s)):
+        arrays = {
+            "features": np.ascontiguousarray(features, dtype=np.float16),
+            "indices": np.ascontiguousarray(indices, dtype=np.int64),
+            "times_s": np.ascontiguousarray(times_s, dtype=np.float64),
+        }
+        if frame_times_s is not None:
+            arrays["frame_times_s"] = np.ascontiguousarray(frame_times_s, dtype=np.float64)
+        if not (len(arrays["features"]) == len(arrays["indices"]) == len(arrays["times_s"])):
             raise ValueError("features, indices and times_s must have the same length")
         full_header = {
             **header,
@@ -125,16 +133,12 @@ class FeatureStore:
             "extractor_key": extractor_key,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vidtag_version": _version(),
-            "shape": list(features.shape),
-            "checksum": _array_checksum(features, indices, times_s),
+            "shape": list(arrays["features"].shape),
+            "checksum": _array_checksum(arrays),
         }
-        data = save(
-            {"features": features, "indices": indices, "times_s": times_s},
-            metadata={HEADER_KEY: json.dumps(full_header)},
-        )
-        path = self.path_for(video_key, extractor_key)
-        atomic_write_bytes(path, data)
-        return path
+        data = save(arrays, metadata={HEADER_KEY: json.dumps(full_header)})
+        atomic_write_bytes(self.path_for(video_key, extractor_key), data)
+        return _entry(arrays, full_header)
 
     def get(self, video_key: str, extractor_key: str) -> StoredFeatures | None:
         """The stored features, or None when absent. Raises StoreCorruptError when damaged."""
@@ -196,12 +200,19 @@ def read_entry(path: Path) -> StoredFeatures:
         data = path.read_bytes()
         arrays = load(data)
         header = json.loads(_metadata(data)[HEADER_KEY])
-        features, indices, times_s = arrays["features"], arrays["indices"], arrays["times_s"]
+        entry = _entry(arrays, header)
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreCorruptError(f"{path}: unreadable store file ({exc})") from None
-    if _array_checksum(features, indices, times_s) != header.get("checksum"):
+    if _array_checksum(arrays) != header.get("checksum"):
         raise StoreCorruptError(f"{path}: checksum mismatch (file damaged)")
-    return StoredFeatures(features, indices, times_s, header)
+    return entry
+
+
+def _entry(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> StoredFeatures:
+    return StoredFeatures(
+        arrays["features"], arrays["indices"], arrays["times_s"], header,
+        arrays.get("frame_times_s"),
+    )  # fmt: skip
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -16,14 +16,16 @@ from pipeline.store_admin import gc, verify
 
 def _put(store: FeatureStore, video_key: str = "v" * 64, extractor_key: str = "x1") -> Path:
     rng = np.random.default_rng(0)
-    return store.put(
+    store.put(
         video_key,
         extractor_key,
         rng.normal(size=(5, 8)).astype(np.float32),
         np.arange(0, 25, 5),
         np.arange(5) / 5.0,
         {"spec": {"backbone": "resnet18"}},
+        frame_times_s=np.arange(25) / 25.0,
     )
+    return store.path_for(video_key, extractor_key)
 
 
 def test_round_trip_keeps_arrays_and_header(tmp_path: Path) -> None:
@@ -34,7 +36,16 @@ def test_round_trip_keeps_arrays_and_header(tmp_path: Path) -> None:
     assert stored.features.dtype == np.float16 and stored.features.shape == (5, 8)
     assert stored.indices.tolist() == [0, 5, 10, 15, 20]
     assert stored.header["spec"]["backbone"] == "resnet18" and "created_at" in stored.header
+    assert stored.frame_times_s is not None and len(stored.frame_times_s) == 25
     assert store.get("w" * 64, "x1") is None
+
+
+def test_put_returns_what_a_reader_sees(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    written = store.put("k" * 64, "x1", np.ones((2, 3)), [0, 1], [0.0, 0.5], {"info": {}})
+    read = store.get("k" * 64, "x1")
+    assert written.header == read.header and written.frame_times_s is None
+    np.testing.assert_array_equal(written.features, read.features)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
