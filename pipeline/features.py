@@ -221,7 +221,7 @@ class FeatureExtractor:
 
     def _compile(self) -> None:
         if self.cache_dir is not None:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.cache_dir))
+            _use_compile_cache(self.cache_dir)
         try:
             import torch._inductor.config as inductor_config
 
@@ -239,6 +239,20 @@ class FeatureExtractor:
         self._runner = self.module
         self.compiled = False
         self.compile_mode = "off"
+
+
+def _use_compile_cache(cache_dir: Path) -> None:
+    """Point inductor's cache at ``cache_dir`` unless the user chose one themselves.
+
+    Importing torchvision already makes inductor write its *default* folder into
+    TORCHINDUCTOR_CACHE_DIR, so "unset" cannot be told apart from "set" by the variable alone:
+    only a value other than that default is the user's.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).resolve())
 
 
 # --- one video: decode in a thread, infer in this one ---------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.error import URLError
 
@@ -186,3 +187,36 @@ def test_auto_compile_waits_until_the_job_is_long(monkeypatch) -> None:
     assert not calls
     extractor.embed(_frames(6))
     assert calls and extractor.compiled
+
+
+def test_compile_cache_goes_where_asked_unless_the_user_chose_one(monkeypatch, tmp_path) -> None:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from pipeline.features import _use_compile_cache
+
+    # torchvision's import has already put inductor's default here: that is not a choice.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    _use_compile_cache(tmp_path / "store" / ".compile_cache")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "store" / ".compile_cache")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    _use_compile_cache(tmp_path / "store" / ".compile_cache")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_real_compile_agrees_with_eager_and_caches_under_the_given_folder(
+    monkeypatch, tmp_path
+) -> None:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    frames = np.random.default_rng(0).integers(0, 255, (4, 64, 80, 3), dtype=np.uint8)
+    spec = _spec(precision="fp32")
+    eager = FeatureExtractor(spec, device="cpu", batch_size=4, compile_mode="off")
+    cache = tmp_path / "store" / ".compile_cache"
+    compiled = FeatureExtractor(
+        spec, device="cpu", batch_size=4, compile_mode="on", cache_dir=cache
+    )
+    got = compiled.embed(frames)
+    assert compiled.compiled, "torch.compile fell back to eager"
+    np.testing.assert_allclose(got, eager.embed(frames), rtol=1e-3, atol=1e-3)
+    assert any(path.is_file() for path in cache.rglob("*"))

@@ -1,0 +1,53 @@
+"""The benchmark scripts run end to end on tiny inputs and print their figures' last line.
+
+Only the output's shape is checked: timings are never asserted (the machines are noisy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _run(script: str, args: list[str], tmp_path: Path) -> list[str]:
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip().splitlines()
+
+
+def test_extract_benchmark_prints_every_measure_and_the_ratios(tmp_path: Path) -> None:
+    lines = _run("extract.py", ["--seconds", "2", "--repeats", "1", "--no-compile"], tmp_path)
+    text = "\n".join(lines)
+    for measure in ("(a) model only", "(d) decode only", "(b) vidtag pipeline", "(c) naive"):
+        row = next(line for line in lines if line.startswith(measure))
+        assert float(row.split()[-1]) > 0, row
+    assert re.search(r"ceiling for pipeline/naive .*=\d+\.\d\d$", text, re.MULTILINE)
+    assert re.fullmatch(r"pipeline/serial_bound=\d+\.\d\d pipeline/naive=\d+\.\d\d", lines[-1])
+    # Its generated video and feature store are removed (importing torchvision leaves an empty
+    # torchinductor cache folder in TMPDIR, which is torch's own).
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--repeats", "1", "--batch", "4", "--min-len", "8", "--max-len", "16", "--dim", "16",
+      "--hidden", "8", "--classes", "3"]],
+)  # fmt: skip
+def test_train_benchmark_prints_both_ratios(tmp_path: Path, args: list[str]) -> None:
+    lines = _run("train.py", args, tmp_path)
+    assert re.fullmatch(r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+", lines[-1])
