@@ -14,6 +14,8 @@ _SESSION_DIR = tempfile.mkdtemp(prefix="vidtag-tests-")
 os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_DIR, "hypothesis")
 os.environ["PREFECT_HOME"] = os.path.join(_SESSION_DIR, "prefect")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+# torch's inductor makes its cache folder in the system temp dir as soon as torchvision loads.
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_SESSION_DIR, "torchinductor")
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402

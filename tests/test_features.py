@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from urllib.error import URLError
 
@@ -195,6 +196,7 @@ def test_compile_cache_goes_where_asked_unless_the_user_chose_one(monkeypatch, t
     from pipeline.features import _use_compile_cache
 
     # torchvision's import has already put inductor's default here: that is not a choice.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the default, inside this test
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
     _use_compile_cache(tmp_path / "store" / ".compile_cache")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "store" / ".compile_cache")
@@ -208,6 +210,7 @@ def test_real_compile_agrees_with_eager_and_caches_under_the_given_folder(
 ) -> None:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
     frames = np.random.default_rng(0).integers(0, 255, (4, 64, 80, 3), dtype=np.uint8)
     spec = _spec(precision="fp32")
