@@ -9,8 +9,14 @@ Guarantees (tested over every file in ../shared/data/videos and synthetic lossle
   resized at decode so the short side is `size`;
 - with `auto`/`opencv`, memory is bounded by one chunk of `chunk_frames` resized frames,
   whatever the video's length (decord's is not: see below);
-- a file cut short yields the frames before the damage plus a `TruncatedVideoWarning`; any
-  other problem is a `VideoError` subclass naming the file and the cause.
+- a file cut short (fewer frames than its header lists, or less data than its container
+  declares) yields the frames before the damage that cannot depend on the missing data, plus a
+  `TruncatedVideoWarning`; damage inside a file never puts a frame under another frame's index:
+  frames the decoder drops are left out (their neighbours keep their indices, checked against
+  the packet timestamps on MP4/MOV/Matroska and intra-only codecs), and where frames are missing
+  from the container or the decoder loses sync, decoding stops there (`DamagedVideoWarning`);
+  the frame just before a decoder failure is dropped too (decoders patch it from a neighbour);
+  any other problem is a `VideoError` subclass naming the file and the cause.
 
 Backends: `opencv` (FFmpeg), `decord`, `auto` (= OpenCV). `decord` stays selectable: it is
 checked against the container (stream and frame count) and raises a `DecodeError` for files it
@@ -41,6 +47,7 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.video_backends import (
     DecordFrames,
+    FrameClock,
     OpenCVFrames,
     StreamHeader,
     decoded_times,
@@ -54,11 +61,13 @@ from pipeline.video_container import (
     EXACT_COUNT_CONTAINERS,
     check_path,
     container_kind,
+    cut_short,
     read_head,
     unopenable_error,
 )
 from pipeline.video_errors import (
     BackendFallbackWarning,
+    DamagedVideoWarning,
     DecodeError,
     EmptyVideoError,
     NotAVideoError,
@@ -75,6 +84,7 @@ __all__ = [
     "DECODER_VERSION",
     "BackendFallbackWarning",
     "ChunkStream",
+    "DamagedVideoWarning",
     "DecodeError",
     "EmptyVideoError",
     "FrameChunk",
@@ -92,12 +102,18 @@ __all__ = [
 
 # Part of the extractor key: bump whenever decoded pixels, indices or times could change.
 # "2": `auto` decodes with OpenCV, no longer decord; pixels are identical except on MJPEG
-# (full-range YUV: decord and OpenCV convert it to RGB up to 2 levels apart).
+# (full-range YUV: decord and OpenCV convert it to RGB up to 2 levels apart). Not bumped when
+# cut or damaged files began to keep fewer frames: every frame's pixels, index and time are
+# unchanged, and a bump would make every trained model refuse to label (see labeling.py).
 DECODER_VERSION = "2"
 BACKENDS = ("auto", "decord", "opencv")
 # Containers that estimate their frame count from a duration that may include audio: only a
 # large shortfall there means the file was cut.
 _ESTIMATE_TOLERANCE = 0.1
+# Codecs whose frames never reference other frames: cut or damaged data harms only its own frame.
+_INTRA_ONLY_CODECS = {"mjpeg", "ffv1", "rawvideo", "png", "huffyuv", "utvideo", "prores", "dnxhd"}
+# The most frames a decoder may hold back to reorder them (the H.264/HEVC limit).
+_MAX_REORDER = 16
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,13 @@ class FrameChunk(NamedTuple):
 class _Scan(NamedTuple):
     info: VideoInfo
     times_s: np.ndarray  # (frames,) presentation time of every native frame
+    notes: list[tuple[type[VideoWarning], str]]
+    clock: FrameClock | None  # to check the decoder's frames by; None when times are made up
+
+
+class _Times(NamedTuple):
+    times_s: np.ndarray  # sorted, relative to the first frame
+    origin_s: float | None  # the first frame's container time; None when times are made up
     notes: list[tuple[type[VideoWarning], str]]
 
 
@@ -182,6 +205,8 @@ class ChunkStream:
         self.backend = scan.info.backend
         self.requested_backend = backend
         self.times_s = scan.times_s
+        self._clock = scan.clock
+        self._decoder: OpenCVFrames | None = None
         self.plan = sample_plan(scan.times_s, sample_fps, max_frames)
         self.out_hw = resized_shape(self.info.height, self.info.width, size)
         self.chunk_frames = chunk_frames
@@ -190,17 +215,17 @@ class ChunkStream:
             self._warn(category, message)
 
     def __iter__(self) -> Iterator[FrameChunk]:
-        yielded = 0
+        yielded, last = 0, -1
         pending: list[tuple[int, np.ndarray]] = []  # at most one chunk of resized frames
         for index, frame in self._decoded_frames(self.plan):
             pending.append((index, resize_frame(frame, self.out_hw)))
-            yielded += 1
+            yielded, last = yielded + 1, index
             if len(pending) == self.chunk_frames:
                 yield self._chunk(pending)
                 pending = []
         if pending:
             yield self._chunk(pending)
-        self._check_complete(yielded)
+        self._check_complete(yielded, last)
 
     def _chunk(self, pending: list[tuple[int, np.ndarray]]) -> FrameChunk:
         indices = np.fromiter((index for index, _ in pending), np.int64, len(pending))
@@ -224,23 +249,40 @@ class ChunkStream:
             decoder.close()
 
     def _opencv_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        decoder = OpenCVFrames(self.path, self.info.rotation)
+        decoder = self._decoder = OpenCVFrames(
+            self.path, self.info.rotation, self._clock, frames=self.info.frames
+        )
         try:
             yield from decoder.frames(wanted)
         finally:
             decoder.close()
 
-    def _check_complete(self, yielded: int) -> None:
-        if yielded == self.plan.size:
-            return
-        if yielded == 0:
+    def _check_complete(self, yielded: int, last: int) -> None:
+        decoder = self._decoder
+        lost = decoder.lost if decoder is not None else []
+        if lost:
+            ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in lost[:10])
+            more = f" and {len(lost) - 10} more runs" if len(lost) > 10 else ""
+            self._warn(
+                DamagedVideoWarning,
+                f"{self.path}: damaged data: frames {ranges}{more} could not be decoded and are "
+                "left out; every other frame keeps its own index",
+            )
+        if yielded == 0 and self.plan.size:
             raise DecodeError(self.path, "the decoder produced no frame")
-        last = int(self.plan[yielded - 1])
-        self._warn(
-            TruncatedVideoWarning,
-            f"{self.path}: decoding stopped after frame {last} of {self.info.frames} "
-            f"(damaged or cut file); the {yielded} frames before the damage were returned",
-        )
+        if decoder is not None and decoder.out_of_sync:
+            self._warn(
+                DamagedVideoWarning,
+                f"{self.path}: damaged data after frame {last}: the decoder's frames no longer "
+                f"match the file's timestamps, so decoding stopped; the {yielded} frames before "
+                "were returned",
+            )
+        elif yielded < self.plan.size - _lost_wanted(self.plan, lost):
+            self._warn(
+                TruncatedVideoWarning,
+                f"{self.path}: decoding stopped after frame {last} of {self.info.frames} "
+                f"(damaged or cut file); the {yielded} frames before the damage were returned",
+            )
 
     def _warn(self, category: type[VideoWarning], message: str) -> None:
         self.warnings.append(message)
@@ -280,44 +322,99 @@ def _scan(path: Path, backend: str) -> _Scan:
     if header.width <= 0 or header.height <= 0:
         raise DecodeError(path, "the video stream has no frame size (unreadable stream header)")
     kind = container_kind(read_head(path)[:64])
-    times_s, notes = _frame_times(path, header, kind)
-    info = _info(path, header, kind, times_s, truncated=bool(notes))
+    scanned = _frame_times(path, header, kind)
+    info = _info(path, header, kind, scanned.times_s, truncated=bool(scanned.notes))
     chosen = _choose_backend(path, backend, info)
-    return _Scan(dataclasses.replace(info, backend=chosen), times_s, notes)
+    clock = None
+    if scanned.origin_s is not None and _timestamps_checkable(kind, header.codec):
+        clock = FrameClock(scanned.times_s, scanned.origin_s, _tolerance(scanned.times_s))
+    return _Scan(dataclasses.replace(info, backend=chosen), scanned.times_s, scanned.notes, clock)
 
 
-def _frame_times(
-    path: Path, header: StreamHeader, kind: str
-) -> tuple[np.ndarray, list[tuple[type[VideoWarning], str]]]:
-    """Every frame's time (s, from 0), and a truncation note when the file was cut short."""
-    times_s = packet_times(path, header)
-    if times_s is None:
-        times_s = decoded_times(path)
-    if times_s.size == 0:
+def _frame_times(path: Path, header: StreamHeader, kind: str) -> _Times:
+    """Every frame's time (s, from 0), and a truncation note when the file was cut short.
+
+    A cut file keeps only the frames that cannot depend on the cut data and whose index is
+    certain: the last packet on disk may be cut in the middle, frames decoded after it are
+    lost, and a decoder may present a frame up to `reorder` places after it was stored, so the
+    first `frames on disk - 1 - reorder` frames by time are kept.
+    """
+    in_file_order = packet_times(path, header)
+    raw = in_file_order if in_file_order is not None else decoded_times(path)
+    if raw.size == 0:
         raise EmptyVideoError(path, "the video stream holds no frames")
-    times_s = _valid_times(times_s, header.fps)
-    notes: list[tuple[type[VideoWarning], str]] = []
-    if _is_truncated(kind, header.frame_count, times_s.size):
-        # The last packet on disk may be cut in the middle: its frame is not trusted.
-        kept = max(1, times_s.size - 1)
-        notes.append(
-            (
-                TruncatedVideoWarning,
-                f"{path}: file is cut short: {times_s.size} of {header.frame_count} frames are "
-                f"on disk; the first {kept} are decoded",
-            )
+    times_s, origin_s = _valid_times(np.sort(raw), header.fps)
+    cut = _cut_reason(path, kind, header.frame_count, times_s.size)
+    if cut is None:
+        return _Times(times_s, origin_s, [])
+    reorder = _reorder_depth(in_file_order, kind, header.codec)
+    gap = _first_gap(times_s) if origin_s is not None else None
+    if gap is not None:  # frames are missing in the middle: the numbering after them is unsure
+        kept = max(1, gap - reorder)
+        note = (
+            f"{path}: damaged file ({cut}; frames are missing after frame {gap - 1}); the first "
+            f"{kept} frames are decoded, as frames after the damage cannot be numbered for sure"
         )
-        times_s = times_s[:kept]
-    return times_s, notes
+        return _Times(times_s[:kept], origin_s, [(DamagedVideoWarning, note)])
+    kept = max(1, times_s.size - 1 - reorder)
+    note = (
+        f"{path}: file is cut short ({cut}); the first {kept} of the {times_s.size} frames on "
+        "disk are decoded (the rest may depend on the missing data)"
+    )
+    return _Times(times_s[:kept], origin_s, [(TruncatedVideoWarning, note)])
 
 
-def _valid_times(times_s: np.ndarray, fps: float) -> np.ndarray:
-    """Times relative to the first frame; index / fps where the container's are unusable."""
+def _first_gap(times_s: np.ndarray) -> int | None:
+    """Rank of the first frame shown more than 1.5 frame intervals after the one before it
+    (the typical interval being the median): where a file known to miss frames misses them."""
+    if times_s.size < 3:
+        return None
+    steps = np.diff(times_s)
+    gaps = np.flatnonzero(steps > 1.5 * np.median(steps))
+    return int(gaps[0]) + 1 if gaps.size else None
+
+
+def _cut_reason(path: Path, kind: str, header_count: int, on_disk: int) -> str | None:
+    if _is_truncated(kind, header_count, on_disk):
+        return f"{on_disk} of {header_count} frames are on disk"
+    if cut_short(path, kind):
+        return "the container declares more data than the file holds"
+    return None
+
+
+def _reorder_depth(in_file_order: np.ndarray | None, kind: str, codec: str) -> int:
+    """How many places a frame may be presented after the order it is stored in."""
+    if codec in _INTRA_ONLY_CODECS:
+        return 0
+    if in_file_order is None or kind == "avi":  # no presentation times in file order to tell
+        return _MAX_REORDER
+    ranks = np.argsort(np.argsort(in_file_order, kind="stable"), kind="stable")
+    return int(max(0, (np.arange(ranks.size) - ranks).max()))
+
+
+def _timestamps_checkable(kind: str, codec: str) -> bool:
+    """Does OpenCV report a decoded frame's time as the packet scan saw it? Yes for MP4/MOV
+    and Matroska, and for intra-only codecs; AVI stores decode times only, which B-frame
+    codecs shift (checked on every shared test file)."""
+    return kind in ("mp4", "matroska") or codec in _INTRA_ONLY_CODECS
+
+
+def _tolerance(times_s: np.ndarray) -> float:
+    """How far a decoded frame's time may be from its packet's: a quarter frame, >= 1.5 ms
+    (Matroska rounds times to whole milliseconds)."""
+    if times_s.size < 2:
+        return 0.0015
+    return max(0.0015, 0.25 * float(np.median(np.diff(times_s))))
+
+
+def _valid_times(times_s: np.ndarray, fps: float) -> tuple[np.ndarray, float | None]:
+    """Times relative to the first frame, and that frame's container time; index / fps (and
+    no origin) where the container's times are unusable."""
     relative = times_s - times_s[0]
     if np.all(np.isfinite(relative)) and np.all(np.diff(relative) > 0):
-        return relative
+        return relative, float(times_s[0])
     # Duplicate or missing timestamps (broken muxers): frames are then evenly spaced.
-    return np.arange(times_s.size, dtype=np.float64) / (fps if fps > 0 else 30.0)
+    return np.arange(times_s.size, dtype=np.float64) / (fps if fps > 0 else 30.0), None
 
 
 def _is_truncated(kind: str, header_count: int, frames_on_disk: int) -> bool:
@@ -395,6 +492,14 @@ def _decord_distrust(path: Path, info: VideoInfo) -> str | None:
     finally:
         decoder.close()
     return None
+
+
+def _lost_wanted(plan: np.ndarray, lost: list[tuple[int, int]]) -> int:
+    """How many planned frames fall in the runs the decoder lost."""
+    return sum(
+        int(np.searchsorted(plan, last, side="right") - np.searchsorted(plan, first))
+        for first, last in lost
+    )
 
 
 def _first_line(reason: object) -> str:

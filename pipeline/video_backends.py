@@ -95,7 +95,7 @@ def read_header(capture: cv2.VideoCapture) -> StreamHeader:
 
 
 def packet_times(path: Path, header: StreamHeader) -> np.ndarray | None:
-    """Presentation times (s, sorted) of every video packet, read without decoding.
+    """Presentation times (s) of every video packet in file (decode) order, read without decoding.
 
     One packet is one frame for every codec we meet, so this is also the exact frame count,
     even where the header has none (WebM from MediaRecorder). None when the demux-only open
@@ -116,7 +116,7 @@ def packet_times(path: Path, header: StreamHeader) -> np.ndarray | None:
             times_ms.append(capture.get(cv2.CAP_PROP_POS_MSEC))
     finally:
         capture.release()
-    return np.sort(np.asarray(times_ms, dtype=np.float64)) / 1000.0
+    return np.asarray(times_ms, dtype=np.float64) / 1000.0
 
 
 def decoded_times(path: Path) -> np.ndarray:
@@ -148,31 +148,96 @@ def resize_frame(rgb: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=interpolation)
 
 
+class FrameClock(NamedTuple):
+    """What the packet scan says each native frame's timestamp is, to check the decoder by."""
+
+    times_s: np.ndarray  # (frames,) sorted, relative to the first frame
+    origin_s: float  # the first frame's container timestamp (s)
+    tolerance_s: float
+
+
 class OpenCVFrames:
-    """Sequential FFmpeg decode: grab() every frame, retrieve() (convert) only wanted ones."""
+    """Sequential FFmpeg decode: grab() every frame, retrieve() (convert) only wanted ones.
+
+    With a `FrameClock`, every grabbed frame's timestamp is checked against the packet scan, so
+    a frame the decoder drops (damaged data in the middle of the file) cannot shift the frames
+    after it onto the wrong index: those frames keep their own index and the lost ones are
+    listed in `lost`. A frame whose timestamp matches no packet stops decoding (`out_of_sync`).
+    """
 
     name = "opencv"
 
-    def __init__(self, path: Path, rotation: int) -> None:
+    def __init__(
+        self, path: Path, rotation: int, clock: FrameClock | None = None, frames: int = 0
+    ) -> None:
         self.path = path
         self.rotation = rotation
         self.decoded = 0  # frames decoded so far: where a failure happened
+        self.lost: list[tuple[int, int]] = []  # (first, last) native indices never decoded
+        self.out_of_sync = False
+        self._clock = clock
+        self._frames = frames  # frames the stream should hold (0: unknown)
+        self._current = -1  # native index of the frame last grabbed
         self._capture = open_capture(path)
 
     def frames(self, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, upright RGB frame) for each index in the sorted `wanted`; stops at the end."""
-        capture = self._capture
-        if capture is None:
+        """(index, upright RGB frame) for each index in the sorted `wanted` that the decoder
+        produces; stops at the end of the stream or where it fails or loses sync.
+
+        A frame is handed out only once the decoder has moved past it: when decoding fails
+        before the stream's end, the frame just before the failure is dropped too, since
+        decoders patch a damaged frame with its neighbour's pixels (seen on MPEG-4 part 2).
+        """
+        if self._capture is None:
             return
+        held: tuple[int, np.ndarray] | None = None
         for index in wanted:
-            while self.decoded <= index:
-                if not capture.grab():
+            while self._current < index:
+                if not self._grab():
                     return
-                self.decoded += 1
-            ok, bgr = capture.retrieve()
+                if held is not None:
+                    yield held
+                    held = None
+            if self._current != index:  # the decoder lost this frame
+                continue
+            ok, bgr = self._capture.retrieve()
             if not ok or bgr is None:
                 return
-            yield int(index), upright_rgb(bgr, self.rotation)
+            held = (int(index), upright_rgb(bgr, self.rotation))
+        if held is not None and (self._current + 1 >= self._frames or self._grab()):
+            yield held
+
+    def _grab(self) -> bool:
+        """Decode the next frame; False at the end, on a decoder failure or a lost sync."""
+        if not self._capture.grab():
+            return False
+        placed = self._place(self._current + 1)
+        if placed is None:
+            self.out_of_sync = True
+            return False
+        self._current = placed
+        self.decoded += 1
+        return True
+
+    def _place(self, expected: int) -> int | None:
+        """Native index of the frame just grabbed (`expected` unless frames were lost)."""
+        clock = self._clock
+        if clock is None or clock.times_s.size < 2:
+            return expected
+        shown = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - clock.origin_s
+        times = clock.times_s
+        if expected < times.size and abs(shown - times[expected]) <= clock.tolerance_s:
+            return expected
+        nearest = int(np.clip(np.searchsorted(times, shown), 1, times.size - 1))
+        if abs(shown - times[nearest - 1]) < abs(shown - times[nearest]):
+            nearest -= 1
+        if abs(shown - times[nearest]) <= clock.tolerance_s and nearest > expected:
+            self.lost.append((expected, nearest - 1))
+            return nearest
+        if expected == 0:  # timestamps this decoder reports differently: nothing to check by
+            self._clock = None
+            return expected
+        return None
 
     def close(self) -> None:
         if self._capture is not None:

@@ -51,6 +51,79 @@ def container_kind(head: bytes) -> str:
     return "unknown"
 
 
+def cut_short(path: Path, kind: str) -> bool:
+    """True when the container's own size fields say the file is longer than it is on disk.
+
+    Walks only the top level: the RIFF chunks of an AVI (OpenDML files chain several), the
+    atoms of an MP4/MOV, the Segment of a Matroska/WebM file (unknown-size live streams cannot
+    tell). This catches a cut that the frame count cannot, such as an AVI cut inside its last
+    frame or a Matroska file, whose header holds no frame count.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if kind == "avi":
+            return _chunks_overrun(handle, size, header=">4sI", little_endian=True)
+        if kind == "mp4":
+            return _chunks_overrun(handle, size, header=">I4s", little_endian=False)
+        if kind == "matroska":
+            return _matroska_overrun(handle, size)
+    return False
+
+
+def _chunks_overrun(handle, file_size: int, header: str, little_endian: bool) -> bool:
+    """Does any top-level RIFF chunk / ISO atom end past the end of the file?"""
+    pos = 0
+    while pos + 8 <= file_size:
+        handle.seek(pos)
+        raw = handle.read(16)
+        if little_endian:  # RIFF: fourcc, little-endian payload size, padded to even
+            chunk = 8 + struct.unpack("<I", raw[4:8])[0]
+            chunk += chunk & 1
+        else:  # ISO BMFF: big-endian size including the header; 1 = 64-bit size; 0 = to EOF
+            chunk = struct.unpack(">I", raw[:4])[0]
+            if chunk == 1 and len(raw) >= 16:
+                chunk = struct.unpack(">Q", raw[8:16])[0]
+            elif chunk == 0:
+                return False
+            if chunk < 8:
+                return False  # not a size we can trust: leave it to the frame count
+        if pos + chunk > file_size:
+            return True
+        pos += chunk
+    return False
+
+
+def _matroska_overrun(handle, file_size: int) -> bool:
+    """Does the Segment element claim more bytes than the file holds?"""
+    pos = 0
+    for expected_id in (b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"):  # EBML header, Segment
+        handle.seek(pos)
+        raw = handle.read(12)
+        if not raw.startswith(expected_id):
+            return False
+        size, width, unknown = _ebml_size(raw[4:])
+        if width == 0:
+            return False
+        data_start = pos + 4 + width
+        if expected_id == b"\x18\x53\x80\x67":
+            return not unknown and data_start + size > file_size
+        pos = data_start + size
+    return False
+
+
+def _ebml_size(raw: bytes) -> tuple[int, int, bool]:
+    """(value, width, unknown) of an EBML variable-length size; width 0 when unreadable."""
+    if not raw or raw[0] == 0:
+        return 0, 0, False
+    width = 9 - raw[0].bit_length()
+    if len(raw) < width:
+        return 0, 0, False
+    value = raw[0] & (0xFF >> width)
+    for byte in raw[1:width]:
+        value = (value << 8) | byte
+    return value, width, value == (1 << (7 * width)) - 1
+
+
 def check_path(path: Path) -> None:
     """Raise the error for a path that cannot be a readable video file at all."""
     if not path.exists():

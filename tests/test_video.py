@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.video import (
     BackendFallbackWarning,
+    DamagedVideoWarning,
     DecodeError,
     EmptyVideoError,
     FrameChunk,
@@ -24,13 +25,17 @@ from pipeline.video import (
     TruncatedVideoWarning,
     VideoError,
     VideoNotFoundError,
+    VideoWarning,
+    _first_gap,
+    _reorder_depth,
     iter_chunks,
     probe,
     sample_plan,
 )
 from pipeline.video_backends import decord_available
+from pipeline.video_container import container_kind, cut_short
 from pipeline.video_plan import resized_shape
-from tests.conftest import shared_video_files
+from tests.conftest import SHARED_VIDEOS, shared_video_files
 
 BACKENDS = ["opencv"] + (["decord"] if decord_available() else [])
 FPS = 30
@@ -123,6 +128,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     built = {
         "lossless": write_video(root / "index.mkv", "FFV1"),
         "mp4v": write_video(root / "index.mp4", "mp4v"),
+        "mjpeg_avi": write_video(root / "index.avi", "MJPG"),
         "no_frames_mkv": write_video(root / "none.mkv", "FFV1", frames=0),
         "no_frames_mp4": write_video(root / "none.mp4", "mp4v", frames=0),
     }
@@ -293,6 +299,86 @@ def test_truncated_file_yields_frames_before_the_damage(tmp_path, videos, source
     assert stream.info.truncated and stream.warnings and stream.backend == "opencv"
     assert 0 < len(indices) < FRAMES and indices.tolist() == list(range(len(indices)))
     assert [read_index(f) for f in frames] == indices.tolist()  # no garbage frame
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.97, 0.995])
+@pytest.mark.parametrize("source", ["lossless", "mjpeg_avi", "faststart"])
+def test_cut_files_never_give_a_damaged_or_misnumbered_frame(tmp_path, videos, source, fraction):
+    data = videos[source].read_bytes()
+    path = tmp_path / f"cut{videos[source].suffix}"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.warns(VideoWarning):
+        frames, indices, _ = decode_all_from(iter_chunks(path))
+    assert 0 < len(indices) < FRAMES and indices.tolist() == list(range(len(indices)))
+    assert [read_index(f) for f in frames] == indices.tolist()
+
+
+@pytest.mark.parametrize("at", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("source", ["lossless", "faststart"])
+def test_damage_inside_a_file_never_gives_a_frame_under_another_index(tmp_path, videos, source, at):
+    data = bytearray(videos[source].read_bytes())
+    start = int(len(data) * at)
+    data[start : start + 200] = np.random.default_rng(0).integers(0, 255, 200, np.uint8).tobytes()
+    path = tmp_path / f"damaged{videos[source].suffix}"
+    path.write_bytes(bytes(data))
+    with pytest.warns(VideoWarning):
+        frames, indices, _ = decode_all_from(iter_chunks(path))
+    assert [read_index(f) for f in frames] == indices.tolist()
+
+
+def test_good_files_are_not_taken_for_cut_ones(videos):
+    for name in ("lossless", "mjpeg_avi", "faststart", "mp4v"):
+        path = videos[name]
+        assert not cut_short(path, container_kind(path.read_bytes()[:64])), name
+        assert not probe(path).truncated, name
+
+
+def test_missing_frames_are_found_where_the_times_jump():
+    times = np.arange(10) / 30.0
+    assert _first_gap(times) is None
+    assert _first_gap(np.delete(times, [4, 5])) == 4
+    # Decode order I0 P4 B2 b1 b3 (B-pyramid): b1 is shown 2 places before it is stored.
+    in_file_order = np.array([0, 4, 2, 1, 3]) / 30.0
+    assert _reorder_depth(in_file_order, "mp4", "h264") == 2
+    assert _reorder_depth(np.array([0.0, 0.1, 0.033]), "avi", "h264") == 16  # AVI cannot tell
+    assert _reorder_depth(np.array([0.0, 0.1, 0.033]), "mp4", "mjpeg") == 0  # intra-only
+
+
+@pytest.mark.parametrize(
+    ("name", "fraction", "frames"),
+    [("dlc_vid1_camera-1_mjpeg.avi", 0.99, 11), ("decord_flipping_a_pancake.mkv", 0.9, None)],
+)
+def test_real_cut_files_are_flagged_and_their_frames_match(
+    shared_videos, tmp_path, name, fraction, frames
+):
+    source = SHARED_VIDEOS / name
+    reference, _, _ = decode_all_from(iter_chunks(source, size=48))
+    data = source.read_bytes()
+    path = tmp_path / name
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.warns(VideoWarning):
+        stream = iter_chunks(path, size=48)
+        got, indices, _ = decode_all_from(stream)
+    assert stream.info.truncated and indices.tolist() == list(range(len(indices)))
+    assert frames is None or len(indices) == frames
+    np.testing.assert_array_equal(got, reference[: len(indices)])
+
+
+def test_real_file_damaged_in_the_middle_keeps_frames_on_their_own_index(shared_videos, tmp_path):
+    source = SHARED_VIDEOS / "decord_flipping_a_pancake.mkv"
+    reference, _, _ = decode_all_from(iter_chunks(source, size=48))
+    data = bytearray(source.read_bytes())
+    start = int(len(data) * 0.3)
+    data[start : start + 20000] = (
+        np.random.default_rng(1).integers(0, 255, 20000, np.uint8).tobytes()
+    )
+    path = tmp_path / "damaged.mkv"
+    path.write_bytes(bytes(data))
+    with pytest.warns(DamagedVideoWarning):
+        got, indices, _ = decode_all_from(iter_chunks(path, size=48))
+    assert len(indices) > 0
+    for frame, index in zip(got, indices, strict=True):
+        assert np.abs(frame.astype(int) - reference[index]).mean() < 3, index
 
 
 def decode_all_from(stream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
