@@ -17,6 +17,7 @@ from pipeline.video_errors import (
     EmptyVideoError,
     NotAVideoError,
     NoVideoStreamError,
+    UnreadableVideoError,
     VideoError,
     VideoNotFoundError,
 )
@@ -132,6 +133,11 @@ def check_path(path: Path) -> None:
         raise NotAVideoError(path, "is a directory, not a video file")
     if path.stat().st_size == 0:
         raise NotAVideoError(path, "file is empty (0 bytes)")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise UnreadableVideoError(path, f"cannot be read: {exc.strerror or exc}") from exc
 
 
 def read_head(path: Path) -> bytes:

@@ -27,6 +27,10 @@ class NotAVideoError(VideoError):
     """Not a video container, or its header cannot be read (a directory, text, random bytes)."""
 
 
+class UnreadableVideoError(VideoError):
+    """The file exists but cannot be read (permissions, an I/O error)."""
+
+
 class NoVideoStreamError(VideoError):
     """A readable media file without any video stream (audio only, empty container)."""
 

@@ -23,6 +23,7 @@ from pipeline.video import (
     NotAVideoError,
     NoVideoStreamError,
     TruncatedVideoWarning,
+    UnreadableVideoError,
     VideoError,
     VideoNotFoundError,
     VideoWarning,
@@ -498,3 +499,19 @@ def test_auto_decodes_with_opencv(videos):
     opencv = [chunk.frames for chunk in iter_chunks(videos["lossless"], 5, backend="opencv")]
     assert stream.backend == "opencv" and probe(videos["lossless"]).backend == "opencv"
     np.testing.assert_array_equal(np.concatenate(auto), np.concatenate(opencv))
+
+
+def test_unreadable_file_is_a_video_error_naming_it(tmp_path, monkeypatch):
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(b"\x00" * 64)
+    real_open = Path.open
+
+    def deny(self, *args, **kwargs):  # chmod 000 does not stop root, so refuse the read here
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(UnreadableVideoError, match="Permission denied") as raised:
+        probe(path)
+    assert str(path) in str(raised.value)
