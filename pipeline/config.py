@@ -1,8 +1,8 @@
 """The one config tree: YAML -> pydantic -> flow parameters -> MLflow params.
 
-Loading uses ``yaml.safe_load``; dotted ``--set a.b=c`` overrides are coerced to the
-field's type; every problem becomes a :class:`ConfigError` naming the key, the bad value
-and what is allowed.
+Loading is YAML safe loading that refuses duplicate keys (:class:`StrictSafeLoader`); dotted
+``--set a.b=c`` overrides are coerced to the field's type as YAML would read them; every problem
+becomes a :class:`ConfigError` naming the key, the bad value and what is allowed.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ class ConfigError(UserError, ValueError):
 
 
 class Section(BaseModel):
-    # Unknown keys are errors (typos must not be silently ignored); assignments validate.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # Unknown keys are errors (typos must not be silently ignored); assignments validate; a float
+    # must be finite (YAML reads .inf and .nan, which would only fail later, deep in a flow).
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
 
 class DataConfig(Section):
@@ -145,6 +148,45 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # --- loading -------------------------------------------------------------------------------
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives the same key twice (plain YAML would silently keep the last one)."""
+
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(problem=str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"duplicate key {self.key!r} on line {self.line} (already given on line "
+            f"{self.first_line}); give each key once"
+        )
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that raises :class:`DuplicateKeyError` for a repeated mapping key at
+    any depth (keys brought in by a ``<<`` merge may still be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_lines:
+                    raise DuplicateKeyError(key, line, first_lines[key])
+                first_lines[key] = line
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+        return super().construct_mapping(node, deep)
+
+
+def strict_safe_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (:class:`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=StrictSafeLoader)  # safe: StrictSafeLoader is a SafeLoader
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> Config:
@@ -176,14 +218,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tree = strict_safe_load(_read_text(path))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {tree!r}")
-    return tree
+    # A section whose keys are all commented out reads as null: it means "all defaults".
+    return {section: {} if node is None else node for section, node in tree.items()}
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is 0x{data[exc.start]:02x}; "
+            "save the file as UTF-8"
+        ) from None
 
 
 _PATH_KEYS = (
@@ -244,15 +301,39 @@ def _field_annotation(parts: list[str]) -> Any:
 
 
 def _coerce(raw: str, annotation: Any) -> Any:
-    """Strings stay strings for text fields (``experiment=123``); YAML rules otherwise."""
+    """Strings stay strings for text fields (``experiment=123``); YAML rules otherwise.
+
+    A choice field given something that is not one of its choices reads it as YAML would when
+    that is a boolean (``features.compile=true`` is ``compile: true``, i.e. ``on``).
+    """
     if raw.lower() in ("null", "~"):
         return None
     if _is_text(annotation):
+        choices = _choices(annotation)
+        if choices and raw not in choices and isinstance(_yaml_value(raw), bool):
+            return _yaml_value(raw)
         return raw
+    return _yaml_value(raw)
+
+
+def _yaml_value(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
+        return strict_safe_load(raw)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"bad override value {raw!r}: {exc}") from None
     except yaml.YAMLError:
         return raw
+
+
+def _choices(annotation: Any) -> set[str]:
+    """The strings a Literal field (optionally ``| None``) allows; empty for other fields."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal:
+        return set(args)
+    if typing.get_origin(annotation) in (Union, types.UnionType) and args:
+        nested = [_choices(a) for a in args]
+        return set().union(*nested) if all(nested) else set()
+    return set()
 
 
 def _is_text(annotation: Any) -> bool:

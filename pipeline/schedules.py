@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config, DuplicateKeyError, load_config, strict_safe_load
 from pipeline.errors import UserError
 
 FLOWS = {
@@ -141,9 +141,15 @@ def load_schedules(path: str | Path) -> list[ScheduleEntry]:
     """The validated entries of a schedules file; every problem is one ScheduleError."""
     path = Path(path)
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = strict_safe_load(path.read_text())
     except OSError as exc:
         raise ScheduleError(f"cannot read schedules file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScheduleError(
+            f"{path} is not UTF-8 text: byte {exc.start} cannot be decoded"
+        ) from None
+    except DuplicateKeyError as exc:
+        raise ScheduleError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ScheduleError(f"{path} is not valid YAML: {exc}") from None
     try:

@@ -209,7 +209,7 @@ class ChunkStream:
         self.times_s = scan.times_s
         self._clock = scan.clock
         self._decoder: OpenCVFrames | None = None
-        self.plan = sample_plan(scan.times_s, sample_fps, max_frames)
+        self.plan = sample_plan(scan.times_s, sample_fps, max_frames, scan.info.duration_s)
         self.out_hw = resized_shape(self.info.height, self.info.width, size)
         self.chunk_frames = chunk_frames
         self.warnings: list[str] = []

@@ -113,3 +113,107 @@ def test_yaml_on_off_reads_as_compile_mode(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("features:\n  compile: off\n")
     assert load_config(path).features.compile == "off"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "overrides"),
+    [
+        ("decode:\n  sample_fps: .inf\n", []),
+        ("decode:\n  sample_fps: .nan\n", []),
+        ("train:\n  lr: .inf\n", []),
+        ("", ["decode.sample_fps=inf"]),
+        ("", ["decode.sample_fps=.inf"]),
+        ("", ["data.val_fraction=nan"]),
+    ],
+)
+def test_non_finite_floats_are_rejected(
+    tmp_path: Path, yaml_text: str, overrides: list[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match="finite number"):
+        load_config(path, overrides)
+
+
+def test_non_utf8_file_is_a_config_error_naming_file_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# café\ndecode:\n  backend: auto\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "UTF-8" in str(info.value)
+    assert "byte 5" in str(info.value) and "0xe9" in str(info.value)
+
+
+def test_cli_non_utf8_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"model:\n  cell: \xff\n")
+    result = CliRunner().invoke(app, ["config", "show", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "UTF-8" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "line"),
+    [
+        ("decode:\n  sample_fps: 2\ndecode:\n  chunk_frames: 8\n", "'decode'", 3),
+        ("train:\n  lr: 0.1\n  epochs: 3\n  lr: 0.2\n", "'lr'", 4),
+        ("data:\n  extensions: [.mp4]\nmodel: {cell: gru, cell: lstm}\n", "'cell'", 3),
+    ],
+)
+def test_duplicate_keys_are_config_errors(tmp_path: Path, yaml_text: str, key: str, line: int):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and f"duplicate key {key}" in message and f"line {line}" in message
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  <<: {hidden: 64, layers: 3}\n  hidden: 32\n")
+    cfg = load_config(path)
+    assert cfg.model.hidden == 32 and cfg.model.layers == 3
+
+
+def test_duplicate_keys_in_schedules_file_are_schedule_errors(tmp_path: Path) -> None:
+    from pipeline.schedules import ScheduleError, load_schedules
+
+    path = tmp_path / "schedules.yaml"
+    path.write_text(
+        "deployments:\n  - name: a\n    flow: train\n    interval: 60\n    interval: 90\n"
+    )
+    with pytest.raises(ScheduleError, match=r"duplicate key 'interval' on line 5"):
+        load_schedules(path)
+
+
+def test_duplicate_keys_in_an_override_value_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="duplicate key"):
+        load_config(None, ["data.extensions={a: 1, a: 2}"])
+
+
+@pytest.mark.parametrize(
+    "yaml_text",
+    ["decode:\n  # sample_fps: 3\n", "decode:\n", "decode: null\ntrain:\n  # lr: 1\n"],
+)
+def test_a_section_with_only_comments_means_defaults(tmp_path: Path, yaml_text: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    cfg = load_config(path, ["decode.chunk_frames=8"])
+    assert cfg.decode.sample_fps == 5.0 and cfg.decode.chunk_frames == 8 and cfg.train.lr == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", "on"), ("True", "on"), ("yes", "on"), ("on", "on"), ("false", "off"), ("no", "off")],
+)
+def test_compile_override_reads_booleans_like_yaml(tmp_path: Path, value: str, expected: str):
+    assert load_config(None, [f"features.compile={value}"]).features.compile == expected
+    path = tmp_path / "c.yaml"
+    path.write_text(f"features:\n  compile: {value}\n")
+    assert load_config(path).features.compile == expected
+
+
+def test_other_choice_fields_still_reject_booleans() -> None:
+    with pytest.raises(ConfigError, match="decode.backend"):
+        load_config(None, ["decode.backend=true"])

@@ -156,8 +156,8 @@ VFR = np.array([0.0, 0.067, 0.134, 0.196, 0.267, 0.333, 0.4, 0.468, 0.535])
         (CFR_30, 1, 2, [0, 30]),
         (CFR_30, None, 3, [0, 30, 60]),
         (CFR_30, None, 4, [0, 22, 45, 67]),
-        (VFR, 10, None, [0, 1, 3, 4, 6, 7]),  # 0.2 s shows frame 3 (since 0.196 s)
-        (VFR, 5, None, [0, 3, 6]),
+        (VFR, 10, None, [0, 1, 3, 4, 6, 7, 8]),  # 0.2 s shows frame 3 (since 0.196 s)
+        (VFR, 5, None, [0, 3, 6, 8]),  # 0.6 s: the last frame (0.535 s) is still shown
         (np.array([0.0]), 5, None, [0]),
         (np.zeros(0), 5, None, []),
     ],
@@ -173,7 +173,9 @@ def test_sample_plan_picks_the_frame_shown_at_each_target():
     times -= times[0]
     for fps in (1, 3, 5, 7.5, 12):
         plan = sample_plan(times, fps, None)
-        targets = np.arange(int(times[-1] * fps) + 1) / fps
+        # Targets run until the last frame stops being shown (one typical interval after it).
+        end = times[-1] + np.median(np.diff(times))
+        targets = np.arange(int(np.ceil((end - 1e-3) * fps))) / fps
         shown = [np.flatnonzero(times <= t + 1e-3)[-1] for t in targets]  # 1 ms: see plan
         assert plan.tolist() == sorted(set(shown))
 
