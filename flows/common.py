@@ -10,12 +10,15 @@ from prefect.futures import PrefectFuture
 
 from pipeline.errors import UserError
 
+# OSErrors that a retry a second later cannot fix: a wrong path, a folder, no permission.
+PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
 
 def transient(task, task_run, state) -> bool:
-    """Retry I/O hiccups (network storage); never a bad video or a bad config."""
+    """Retry I/O hiccups (network storage); never a bad video, a bad path or a bad config."""
     try:
         state.result()
-    except UserError:
+    except (UserError, *PERMANENT_OS_ERRORS):
         return False
     except OSError:
         return True

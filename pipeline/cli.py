@@ -138,9 +138,10 @@ StoreOpt = Annotated[
 
 
 def _store(config: Path | None, set_: list[str] | None, store: Path | None):
-    from pipeline.store import FeatureStore
+    """The existing store of --store or the config; a UserError when there is none there."""
+    from pipeline.store_admin import open_store
 
-    return FeatureStore(store if store is not None else load(config, set_).features.store)
+    return open_store(store if store is not None else load(config, set_).features.store)
 
 
 @store_app.command("ls")
@@ -189,7 +190,8 @@ def store_verify(
         bool, typer.Option(help="Delete corrupt entries (recomputed next run).")
     ] = False,
 ) -> None:
-    """Read every entry and check its checksum; exit 1 when any is corrupt (unless --fix).
+    """Read every entry and check its checksum; exit 1 when any is corrupt (unless --fix) or
+    unreadable (permissions, I/O: never deleted).
 
     Example: [bold]vidtag store verify --store feature_store --fix[/]
     """
@@ -203,10 +205,13 @@ def store_verify(
         report = verify(feature_store, fix=fix, on_entry=lambda: progress.advance(bar))
     for path, reason in report.corrupt:
         console.print(f"[red]corrupt[/] {path}: {reason}", highlight=False)
+    for path, reason in report.unreadable:
+        console.print(f"[red]unreadable[/] {path}: {reason}", highlight=False)
     console.print(
-        f"checked {report.checked} entries: {len(report.corrupt)} corrupt, {report.removed} removed"
+        f"checked {report.checked} entries: {len(report.corrupt)} corrupt, "
+        f"{len(report.unreadable)} unreadable, {report.removed} removed"
     )
-    if report.corrupt and not fix:
+    if report.unreadable or (report.corrupt and not fix):
         raise typer.Exit(1)
 
 
@@ -217,7 +222,8 @@ def store_gc(
     set_: SetOpt = None,
     store: StoreOpt = None,
     keep: Annotated[
-        list[str] | None, typer.Option(help="Keep only these extractor keys (repeatable).")
+        list[str] | None,
+        typer.Option(help="Keep only these extractor keys (repeatable; a unique prefix will do)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
 ) -> None:
@@ -229,6 +235,8 @@ def store_gc(
 
     report = gc(_store(config, set_, store), keep=keep, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
+    for key in report.extractors:
+        console.print(f"{verb} extractor key {key}", highlight=False)
     console.print(
         f"{verb}: {report.temp_files} temp files, {report.corrupt} corrupt entries, "
         f"{report.stale_hashes} stale hash-cache files, {len(report.extractors)} extractor keys "

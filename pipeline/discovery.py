@@ -19,8 +19,10 @@ MANIFEST_SUFFIXES = (".txt", ".csv", ".list")
 def discover_videos(source: str | Path, extensions: Iterable[str]) -> list[Path]:
     """Absolute, sorted, de-duplicated video paths under a folder or listed in a manifest.
 
-    A manifest is a text file with one path per line (``#`` comments allowed) or a CSV with a
-    ``video`` column; its paths are relative to its folder and may not escape it.
+    A manifest is UTF-8 (a BOM is fine): a text file with one path per line (the whole line,
+    spaces included; blank lines and lines starting with ``#`` skipped) or a CSV with a
+    ``video`` column (an empty cell is an error); its paths are relative to its folder and may
+    not escape it.
     """
     source = Path(source).expanduser()
     if source.is_dir():
@@ -40,12 +42,8 @@ def _hidden(path: Path, root: Path) -> bool:
 
 def _read_manifest(manifest: Path) -> list[Path]:
     root = manifest.parent.resolve()
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    if lines and "video" in [c.strip() for c in lines[0].split(",")]:
-        rows = csv.DictReader(lines)
-        entries = [(n + 2, row["video"]) for n, row in enumerate(rows)]
-    else:
-        entries = [(n + 1, line.split()[0]) for n, line in enumerate(lines) if _content(line)]
+    lines = _manifest_lines(manifest)
+    entries = _csv_entries(manifest, lines) if _is_csv(lines) else _text_entries(lines)
     videos = []
     for line_no, entry in entries:
         path = (root / entry).resolve()
@@ -53,6 +51,40 @@ def _read_manifest(manifest: Path) -> list[Path]:
             raise DiscoveryError(f"{manifest}:{line_no}: path {entry!r} escapes {root}")
         videos.append(path)
     return sorted(set(videos))
+
+
+def _manifest_lines(manifest: Path) -> list[str]:
+    """The manifest's lines: UTF-8, a leading BOM (Excel's CSV export) dropped."""
+    try:
+        return manifest.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DiscoveryError(
+            f"{manifest}: manifest is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise DiscoveryError(f"{manifest}: cannot read manifest ({exc.strerror or exc})") from None
+
+
+def _is_csv(lines: list[str]) -> bool:
+    header = next(csv.reader(lines[:1]), [])
+    return "video" in [column.strip() for column in header]
+
+
+def _csv_entries(manifest: Path, lines: list[str]) -> list[tuple[int, str]]:
+    rows = csv.DictReader(lines, skipinitialspace=True)
+    rows.fieldnames = [name.strip() for name in rows.fieldnames or []]
+    entries = []
+    for row in rows:
+        video = (row.get("video") or "").strip()
+        if not video:
+            raise DiscoveryError(f"{manifest}:{rows.line_num}: empty 'video' cell")
+        entries.append((rows.line_num, video))
+    return entries
+
+
+def _text_entries(lines: list[str]) -> list[tuple[int, str]]:
+    """One path per line, the whole line (spaces included); blank and ``#`` lines skipped."""
+    return [(n + 1, line.strip()) for n, line in enumerate(lines) if _content(line)]
 
 
 def _content(line: str) -> bool:

@@ -1,6 +1,8 @@
 """Atomic file writes: a temp file in the same folder, fsync, then ``os.replace``.
 
-Readers (and a re-run after a kill) see the old file or the new one, never half of one.
+Readers (and a re-run after a kill) see the old file or the new one, never half of one. The
+file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` less the umask), not
+the ``0o600`` of ``mkstemp``, so a shared store or output folder stays readable by others.
 """
 
 from __future__ import annotations
@@ -10,12 +12,49 @@ import tempfile
 from pathlib import Path
 
 
+def _umask_from_proc() -> int | None:
+    """The process umask from ``/proc/self/status`` (Linux >= 4.7), or None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_at_import() -> int:
+    # Set-and-restore is process-global, so it runs once here (import time), never per write.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _umask_from_proc()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_at_import()
+
+
+def current_umask() -> int:
+    """The umask now when the OS tells it without changing it, else the one at import."""
+    mask = _umask_from_proc()
+    return _UMASK_AT_IMPORT if mask is None else mask
+
+
+def default_file_mode() -> int:
+    """What ``open(path, "w")`` would create: ``0o666`` less the umask."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if hasattr(os, "fchmod"):  # not on Windows, where the mode bits mean little
+                os.fchmod(handle.fileno(), default_file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -11,12 +11,17 @@ Each entry holds ``features`` (float16, (T, D)), ``indices`` (int64 native frame
 VideoInfo, the video path seen, created-at, vidtag version, a checksum of the arrays). Every
 write is a temp file in the same folder followed by ``os.replace``, so readers never see a
 partial file; a file that fails to parse or whose checksum differs is reported corrupt.
+
+Only folders named like an extractor key (20 lowercase hex digits, see ``ExtractorSpec.key``)
+holding a ``spec.json`` or an entry count as extractors: ``.compile_cache``, ``.hashes`` and
+anything else in the folder are never listed, and so never removed by ``vidtag store gc``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,14 +32,37 @@ from typing import Any
 import numpy as np
 
 from pipeline.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from pipeline.video_container import check_path
 
 SUFFIX = ".safetensors"
 HEADER_KEY = "vidtag"
+SPEC_FILE = "spec.json"
 _HASH_BLOCK = 1 << 20
+# ExtractorSpec.key(): the first 20 hex digits of a sha256 (kept here: store must not import torch)
+EXTRACTOR_KEY_PATTERN = re.compile(r"[0-9a-f]{20}")
 
 
 class StoreCorruptError(Exception):
     """A store file exists but cannot be trusted (partial, damaged, or checksum mismatch)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):  # picklable (Dask workers send errors back)
+        return type(self), (self.path, self.reason)
+
+
+def is_extractor_key(name: str) -> bool:
+    return EXTRACTOR_KEY_PATTERN.fullmatch(name) is not None
+
+
+def is_extractor_folder(path: Path) -> bool:
+    """A folder the store wrote for one extractor: key-shaped name, holding its spec or entries."""
+    if path.is_symlink() or not path.is_dir() or not is_extractor_key(path.name):
+        return False
+    return (path / SPEC_FILE).is_file() or any(path.glob(f"*{SUFFIX}"))
 
 
 @dataclass
@@ -77,8 +105,13 @@ class FeatureStore:
     # --- video keys -----------------------------------------------------------------------
 
     def video_key(self, video: str | Path) -> str:
-        """The sha256 of the file's content; cached by (path, size, mtime) so re-runs are quick."""
+        """The sha256 of the file's content; cached by (path, size, mtime) so re-runs are quick.
+
+        Raises VideoNotFoundError / NotAVideoError (one-line user errors) for a missing path, a
+        directory or an empty file, before anything is hashed.
+        """
         video = Path(video).resolve()
+        check_path(video)
         stat = video.stat()
         cache = self.root / ".hashes" / (hashlib.sha1(str(video).encode()).hexdigest() + ".json")
         stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -156,20 +189,24 @@ class FeatureStore:
             return None
 
     def write_spec(self, extractor_key: str, spec: dict[str, Any]) -> None:
-        path = self.root / extractor_key / "spec.json"
+        path = self.root / extractor_key / SPEC_FILE
         if not path.is_file():
             atomic_write_text(path, json.dumps(spec, indent=2, sort_keys=True))
 
     def read_spec(self, extractor_key: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self.root / extractor_key / "spec.json").read_text())
+            return json.loads((self.root / extractor_key / SPEC_FILE).read_text())
         except (OSError, ValueError):
             return None
 
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
     def extractor_keys(self) -> list[str]:
+        """The extractor folders (see :func:`is_extractor_folder`); nothing else is ever listed."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != ".hashes")
+        return sorted(p.name for p in self.root.iterdir() if is_extractor_folder(p))
 
     def entries(self, extractor_key: str | None = None) -> Iterator[StoreEntry]:
         keys = [extractor_key] if extractor_key else self.extractor_keys()
@@ -181,30 +218,35 @@ class FeatureStore:
                 yield StoreEntry(key, path.name[: -len(SUFFIX)], path, path.stat().st_size)
 
     def temp_files(self, older_than_s: float = 0.0) -> list[Path]:
-        """Leftover temp files of interrupted writes (older than ``older_than_s``)."""
-        if not self.root.is_dir():
-            return []
+        """Leftover temp files of interrupted writes (older than ``older_than_s``), only in the
+        folders the store writes to: the extractor folders and the hash cache."""
+        folders = [self.root / key for key in self.extractor_keys()] + [self.root / ".hashes"]
         now = time.time()
         return [
             p
-            for p in self.root.rglob(".*.tmp")
+            for folder in folders
+            if folder.is_dir() and not folder.is_symlink()
+            for p in sorted(folder.glob(".*.tmp"))
             if p.is_file() and now - p.stat().st_mtime >= older_than_s
         ]
 
 
 def read_entry(path: Path) -> StoredFeatures:
+    """One entry. Raises StoreCorruptError for a damaged file (bad header, truncated, checksum
+    mismatch); an OSError while reading (permissions, I/O) propagates: the file may be fine."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
+    data = path.read_bytes()
     try:
-        data = path.read_bytes()
         arrays = load(data)
         header = json.loads(_metadata(data)[HEADER_KEY])
         entry = _entry(arrays, header)
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreCorruptError(f"{path}: unreadable store file ({exc})") from None
-    if _array_checksum(arrays) != header.get("checksum"):
-        raise StoreCorruptError(f"{path}: checksum mismatch (file damaged)")
+        checksum = header.get("checksum")
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreCorruptError(path, f"unreadable store file ({exc})") from None
+    if _array_checksum(arrays) != checksum:
+        raise StoreCorruptError(path, "checksum mismatch (file damaged)")
     return entry
 
 

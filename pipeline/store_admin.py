@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.store import FeatureStore, StoreCorruptError, read_entry
+
+
+class StoreAdminError(UserError):
+    """A store command cannot run as asked (no store there, an unknown or ambiguous key)."""
 
 
 @dataclass
@@ -22,7 +27,8 @@ class ExtractorUsage:
 @dataclass
 class VerifyReport:
     checked: int = 0
-    corrupt: list[tuple[Path, str]] = field(default_factory=list)
+    corrupt: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # I/O errors: kept
     removed: int = 0
 
 
@@ -33,6 +39,40 @@ class GcReport:
     stale_hashes: int = 0
     extractors: list[str] = field(default_factory=list)
     bytes_freed: int = 0
+
+
+def open_store(root: str | Path) -> FeatureStore:
+    """The store at ``root``; a UserError when there is no folder there."""
+    store = FeatureStore(root)
+    if not store.exists():
+        raise StoreAdminError(f"no feature store at {store.root}")
+    return store
+
+
+def resolve_keys(store: FeatureStore, wanted: list[str]) -> list[str]:
+    """Full extractor keys for ``wanted`` (full keys or unique prefixes, as `store ls` shows).
+
+    Raises StoreAdminError for a value that matches no key or several.
+    """
+    keys = store.extractor_keys()
+    return [_resolve_key(store, keys, value) for value in wanted]
+
+
+def _resolve_key(store: FeatureStore, keys: list[str], value: str) -> str:
+    prefix = value.strip().rstrip(".…").lower()  # `store ls` may shorten a key to "3f2a9c…"
+    if prefix in keys:
+        return prefix
+    matches = [key for key in keys if prefix and key.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise StoreAdminError(
+            f"--keep {value!r} is ambiguous in {store.root}: matches {', '.join(matches)}"
+        )
+    known = ", ".join(keys) or "none"
+    raise StoreAdminError(
+        f"--keep {value!r} matches no extractor key in {store.root} (keys: {known})"
+    )
 
 
 def usage(store: FeatureStore) -> list[ExtractorUsage]:
@@ -54,9 +94,11 @@ def verify(
         try:
             stored = read_entry(entry.path)
             if stored.header.get("video_key") != entry.video_key:
-                raise StoreCorruptError(f"{entry.path}: header names another video")
+                raise StoreCorruptError(entry.path, "header names another video")
+        except OSError as exc:  # permissions, I/O: the file may be fine, never deleted
+            report.unreadable.append((entry.path, f"cannot read: {exc.strerror or exc}"))
         except StoreCorruptError as exc:
-            report.corrupt.append((entry.path, str(exc)))
+            report.corrupt.append((entry.path, exc.reason))
             if fix:
                 entry.path.unlink(missing_ok=True)
                 report.removed += 1
@@ -72,7 +114,12 @@ def gc(
     dry_run: bool = False,
 ) -> GcReport:
     """Remove leftover temp files, corrupt entries, hash-cache lines for vanished videos and,
-    when ``keep`` is given, every extractor key not in it."""
+    when ``keep`` is given, every extractor key not in it.
+
+    ``keep`` values may be unique key prefixes; an unknown or ambiguous one raises
+    StoreAdminError before anything is removed. Only extractor folders are ever removed.
+    """
+    keep = resolve_keys(store, keep) if keep else None
     report = GcReport()
     for tmp in store.temp_files(older_than_s=min_temp_age_s):
         report.temp_files += 1
@@ -83,7 +130,7 @@ def gc(
     for cache in sorted((store.root / ".hashes").glob("*.json")):
         try:
             exists = Path(json.loads(cache.read_text())["path"]).exists()
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             exists = False
         if not exists:
             report.stale_hashes += 1

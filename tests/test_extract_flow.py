@@ -125,3 +125,100 @@ def test_extract_help_has_an_example() -> None:
 def test_extract_without_videos_is_a_clear_error(missing: str) -> None:
     result = CliRunner().invoke(app, ["extract", "--set", missing])
     assert result.exit_code == 2 and "data.videos" in result.output
+
+
+# --- manifests ------------------------------------------------------------------------------
+
+
+def _manifest(folder: Path, name: str, data: bytes) -> Path:
+    manifest = folder / name
+    manifest.write_bytes(data)
+    return manifest
+
+
+def test_text_manifest_keeps_whole_lines_with_spaces(tmp_path: Path) -> None:
+    from pipeline.discovery import discover_videos
+
+    text = "# for review\n\nmy clip.mp4\n  sub dir/second take.mp4  \n#skipped.mp4\nplain.mp4\n"
+    manifest = _manifest(tmp_path, "list.txt", text.encode())
+    videos = discover_videos(manifest, [".mp4"])
+    names = ["my clip.mp4", "plain.mp4", "sub dir/second take.mp4"]
+    assert videos == sorted((tmp_path / name).resolve() for name in names)
+
+
+def test_csv_manifest_with_a_bom_is_read_as_csv(tmp_path: Path) -> None:
+    from pipeline.discovery import discover_videos
+
+    data = "\ufeffvideo,label\r\nmy clip.mp4,walk\r\nb.mp4,run\r\n".encode()
+    videos = discover_videos(_manifest(tmp_path, "excel.csv", data), [".mp4"])
+    assert videos == [(tmp_path / "b.mp4").resolve(), (tmp_path / "my clip.mp4").resolve()]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("latin1.txt", "caf\xe9.mp4\n".encode("latin-1"), "not UTF-8"),
+        ("empty_cell.csv", b"video,label\na.mp4,walk\n,run\n", r"empty_cell.csv:3: empty 'video'"),
+        ("short_row.csv", b"label,video\nwalk,a.mp4\nrun\n", r"short_row.csv:3: empty 'video'"),
+    ],
+)
+def test_bad_manifests_are_one_line_user_errors(tmp_path: Path, name, data, message) -> None:
+    from pipeline.discovery import DiscoveryError, discover_videos
+
+    manifest = _manifest(tmp_path, name, data)
+    with pytest.raises(DiscoveryError, match=message) as caught:
+        discover_videos(manifest, [".mp4"])
+    assert str(manifest) in str(caught.value) and "\n" not in str(caught.value)
+
+
+# --- missing or folder entries fail once, with a one-line reason ----------------------------
+
+
+class _FailedState:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def result(self):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (FileNotFoundError(2, "No such file or directory"), False),
+        (IsADirectoryError(21, "Is a directory"), False),
+        (NotADirectoryError(20, "Not a directory"), False),
+        (PermissionError(13, "Permission denied"), False),
+        (ValueError("bad"), False),
+        (OSError(5, "Input/output error"), True),
+        (TimeoutError("network storage"), True),
+    ],
+)
+def test_only_transient_io_errors_are_retried(error: BaseException, retried: bool) -> None:
+    from flows.common import transient
+
+    assert transient(None, None, _FailedState(error)) is retried
+
+
+def test_missing_and_folder_entries_fail_once_with_a_reason(
+    prefect_api, clip_dataset, tmp_path, monkeypatch
+):
+    folder = tmp_path / "listed"
+    (folder / "a folder.mp4").mkdir(parents=True)
+    shutil.copy(_videos(clip_dataset)[0], folder / "good clip.mp4")
+    manifest = _manifest(folder, "list.txt", b"good clip.mp4\nmissing clip.mp4\na folder.mp4\n")
+    calls: list[str] = []
+    real_video_key = FeatureStore.video_key
+
+    def counted(self, video):
+        calls.append(Path(video).name)
+        return real_video_key(self, video)
+
+    monkeypatch.setattr(FeatureStore, "video_key", counted)
+    summary = _run(tiny_config(tmp_path, manifest, None, "clip"))
+    assert (summary["ok"], summary["failed"]) == (1, 2), summary
+    errors = {Path(f["video"]).name: f["error"] for f in summary["failures"]}
+    assert errors["missing clip.mp4"].endswith("missing clip.mp4: no such file")
+    assert errors["a folder.mp4"].endswith("a folder.mp4: is a directory, not a video file")
+    assert all("\n" not in error for error in errors.values())
+    assert calls.count("missing clip.mp4") == 1 and calls.count("a folder.mp4") == 1
