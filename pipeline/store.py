@@ -4,7 +4,7 @@ Layout::
 
     <root>/<extractor_key>/spec.json              the extractor spec, for `vidtag store ls`
     <root>/<extractor_key>/<video_key>.safetensors
-    <root>/.hashes/<sha1 of the absolute path>.json   (size, mtime) -> content hash cache
+    <root>/.hashes/<sha1 of the absolute path>.json   (size, mtime, ctime, inode) -> hash cache
 
 Each entry holds ``features`` (float16, (T, D)), ``indices`` (int64 native frame indices) and
 ``times_s`` (float64 presentation times), plus a JSON header in the safetensors metadata (spec,
@@ -105,7 +105,9 @@ class FeatureStore:
     # --- video keys -----------------------------------------------------------------------
 
     def video_key(self, video: str | Path) -> str:
-        """The sha256 of the file's content; cached by (path, size, mtime) so re-runs are quick.
+        """The sha256 of the file's content; cached by (path, size, mtime, ctime, inode) so
+        re-runs are quick. ctime is in the stamp because a copy that keeps size and mtime
+        (``cp -p``, ``rsync -t``) still changes it, and it cannot be set back.
 
         Raises VideoNotFoundError / NotAVideoError (one-line user errors) for a missing path, a
         directory or an empty file, before anything is hashed.
@@ -114,7 +116,12 @@ class FeatureStore:
         check_path(video)
         stat = video.stat()
         cache = self.root / ".hashes" / (hashlib.sha1(str(video).encode()).hexdigest() + ".json")
-        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        stamp = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "ctime_ns": stat.st_ctime_ns,
+            "inode": stat.st_ino,
+        }
         try:
             cached = json.loads(cache.read_text())
             if cached.get("stamp") == stamp:

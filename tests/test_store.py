@@ -85,6 +85,19 @@ def test_video_key_is_content_hash_and_follows_moves_and_edits(tmp_path: Path) -
     assert store.video_key(video) != key
 
 
+def test_video_key_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path / "store")
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"a" * 1000)
+    stat = video.stat()
+    key = store.video_key(video)
+    time.sleep(0.01)
+    video.write_bytes(b"b" * 1000)  # as `cp -p` over it: same size, mtime set back
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert video.stat().st_mtime_ns == stat.st_mtime_ns
+    assert store.video_key(video) != key
+
+
 def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
     store = FeatureStore(tmp_path)
     for n in range(3):
