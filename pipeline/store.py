@@ -90,6 +90,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _header_checksum(header: dict[str, Any]) -> str:
+    """sha256 of the header's canonical JSON, less the checksums themselves."""
+    body = {k: v for k, v in header.items() if k not in ("checksum", "header_checksum")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _array_checksum(arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in ("features", "indices", "times_s", "frame_times_s"):  # a fixed order
@@ -176,6 +182,7 @@ class FeatureStore:
             "shape": list(arrays["features"].shape),
             "checksum": _array_checksum(arrays),
         }
+        full_header["header_checksum"] = _header_checksum(full_header)
         data = save(arrays, metadata={HEADER_KEY: json.dumps(full_header)})
         atomic_write_bytes(self.path_for(video_key, extractor_key), data)
         return _entry(arrays, full_header)
@@ -254,6 +261,9 @@ def read_entry(path: Path) -> StoredFeatures:
         raise StoreCorruptError(path, f"unreadable store file ({exc})") from None
     if _array_checksum(arrays) != checksum:
         raise StoreCorruptError(path, "checksum mismatch (file damaged)")
+    # Files written before the header had its own checksum carry none: they stay valid.
+    if "header_checksum" in header and _header_checksum(header) != header["header_checksum"]:
+        raise StoreCorruptError(path, "header checksum mismatch (file damaged)")
     return entry
 
 

@@ -51,7 +51,7 @@ def test_put_returns_what_a_reader_sees(tmp_path: Path) -> None:
     np.testing.assert_array_equal(written.features, read.features)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage", "header_digit"])
 def test_damaged_files_are_detected_and_discarded(tmp_path: Path, damage: str) -> None:
     store = FeatureStore(tmp_path)
     path = _put(store)
@@ -60,6 +60,9 @@ def test_damaged_files_are_detected_and_discarded(tmp_path: Path, damage: str) -
         data = data[: len(data) // 2]
     elif damage == "flip":
         data[-3] ^= 0xFF  # inside the arrays: only the checksum notices
+    elif damage == "header_digit":  # still valid JSON, a different value: only its checksum sees
+        at = bytes(data).index(b"resnet18") + len("resnet")
+        data[at : at + 2] = b"50"
     elif damage == "empty":
         data = bytearray()
     else:
