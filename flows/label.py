@@ -7,6 +7,7 @@ The model is loaded once per process (:func:`pipeline.labeling.get_model`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,24 @@ from pipeline.label_outputs import (
     write_if_changed,
 )
 from pipeline.label_page import index_html
-from pipeline.labeling import check_spec, get_model, label_one
+from pipeline.labeling import check_spec, get_model, label_one, resolve_model
 from pipeline.progress import reporter
 from pipeline.runner import task_mapper
 
 
 @per_video_task("label-video", "label {relative}")
 def label_video_task(
-    video: str, relative: str, base: str, output: str, config: Config, model: str, tracking: str
+    video: str,
+    relative: str,
+    base: str,
+    output: str,
+    config: Config,
+    model: str,
+    source: str,
+    tracking: str,
 ) -> dict[str, Any]:
-    loaded = get_model(model, tracking)
+    # `source` is the version the flow pinned `model` to: an alias moving mid-run changes nothing.
+    loaded = replace(get_model(source, tracking), uri=model)
     return label_one(Path(video), relative, base, Path(output), config, loaded)
 
 
@@ -66,7 +75,8 @@ def label_folder(
     if overwrite is not None:
         cfg.label.overwrite = overwrite
     tracking = resolve_uri(cfg)
-    loaded = get_model(model, tracking)
+    pinned = resolve_model(model, tracking).source  # one version for the whole run
+    loaded = replace(get_model(pinned, tracking), uri=model)
     check_spec(loaded.model.spec)
     source = Path(input).expanduser()
     videos = discover_videos(source, cfg.data.extensions)
@@ -82,7 +92,7 @@ def label_folder(
             label_video_task, video=[str(v) for v in videos],
             relative=[relative[v] for v in videos], base=[bases[v] for v in videos],
             output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
-            tracking=unmapped(tracking),
+            source=unmapped(pinned), tracking=unmapped(tracking),
         )  # fmt: skip
         for video, future in zip(videos, futures, strict=True):
             failed = {"video": relative[video], "path": str(video)}

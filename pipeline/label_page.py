@@ -12,6 +12,7 @@ import json
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # Tableau 20: distinct on white, in an order that keeps neighbours apart.
 PALETTE = (
@@ -111,7 +112,7 @@ def _row(record: dict[str, Any], doc: dict[str, Any] | None, palette: dict[str, 
         )
     label = f"{escape(str(record.get('label')))} ({float(record.get('score') or 0):.2f})"
     links = " ".join(
-        f'<a href="{escape(path)}">{_kind(path)}</a>' for path in record.get("outputs", [])
+        f'<a href="{_href(path)}">{_kind(path)}</a>' for path in record.get("outputs", [])
     )
     if record.get("path"):
         links += f' <a href="{escape(Path(record["path"]).as_uri())}">video</a>'
@@ -119,6 +120,12 @@ def _row(record: dict[str, Any], doc: dict[str, Any] | None, palette: dict[str, 
         f'<tr class="video-row" data-status="{escape(status)}"><td class="video">{video}</td>'
         f"<td>{badge}</td><td>{label}</td><td>{_timeline(doc, palette)}</td><td>{links}</td></tr>"
     )
+
+
+def _href(relative_path: str) -> str:
+    """A relative link to an output file: URL-quoted (``#``, ``%``, ``?``, spaces), then
+    escaped for the attribute."""
+    return escape(quote(relative_path))
 
 
 def _kind(path: str) -> str:

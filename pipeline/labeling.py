@@ -24,7 +24,7 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -283,55 +283,117 @@ def model_fingerprint(model: TrainedModel) -> str:
     return digest.hexdigest()
 
 
+class ModelRef(NamedTuple):
+    """Where a model is: ``uri`` as given (a folder resolved), ``source`` the fixed URI to load."""
+
+    uri: str
+    source: str  # models:/<name>/<version>, runs:/..., or the folder: never an alias
+    run_id: str | None
+    version: str | None
+
+
 _models: dict[tuple[str, str | None], LoadedModel] = {}
 _models_lock = threading.Lock()
 
 
 def get_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
-    """The model at ``uri`` (see :func:`pipeline.tracking.load_model`), loaded once per process."""
-    key = (uri, tracking_uri)
+    """The model at ``uri`` (see :func:`pipeline.tracking.load_model`), loaded once per process.
+
+    An alias (``models:/name@candidate``) or ``models:/name/latest`` is resolved to its version
+    on every call, and the cache holds versions: after the alias moves, the next call loads the
+    version it points at now (and its fingerprint, so outputs of the old one are not current).
+    """
+    ref = resolve_model(uri, tracking_uri)
+    key = (ref.source, tracking_uri)
     with _models_lock:
         if key not in _models:
-            _models[key] = _load(uri, tracking_uri)
-        return _models[key]
+            _models[key] = _load(ref, tracking_uri)
+        loaded = _models[key]
+    return replace(loaded, uri=ref.uri)
 
 
-def _load(uri: str, tracking_uri: str | None) -> LoadedModel:
+def _load(ref: ModelRef, tracking_uri: str | None) -> LoadedModel:
     from pipeline.tracking import load_model
 
+    if not Path(ref.source).is_dir():
+        _use_tracking(tracking_uri)
+    model = load_model(ref.source)
+    return LoadedModel(model, ref.uri, ref.run_id, ref.version, model_fingerprint(model))
+
+
+def _use_tracking(tracking_uri: str | None) -> None:
+    if tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)
+
+
+def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
+    """``uri`` pinned down: a folder, a run's model, or one registered version.
+
+    Raises :class:`pipeline.tracking.TrackingError` when an alias or ``latest`` names nothing.
+    """
     folder = Path(uri).expanduser()
     if folder.is_dir():
-        model = load_model(str(folder))
-        return LoadedModel(model, str(folder.resolve()), None, None, model_fingerprint(model))
-    import mlflow
+        return ModelRef(str(folder.resolve()), str(folder.resolve()), None, None)
+    if uri.startswith("runs:/"):
+        return ModelRef(uri, uri, uri.removeprefix("runs:/").split("/")[0], None)
+    if not uri.startswith("models:/"):
+        return ModelRef(uri, uri, None, None)  # let the loader say what is wrong with it
+    _use_tracking(tracking_uri)
+    name, alias, version = _parse_models_uri(uri)
+    if alias is None and version.isdigit():
+        found = _registered_version(name, version)  # ids only: the URI is fixed already
+        return ModelRef(uri, uri, *(found or (None, None)))
+    run_id, version = _moving_version(uri, name, alias, version)
+    return ModelRef(uri, f"models:/{name}/{version}", run_id, version)
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    model = load_model(uri)
-    run_id, version = _registry_ids(uri)
-    return LoadedModel(model, uri, run_id, version, model_fingerprint(model))
+
+def _parse_models_uri(uri: str) -> tuple[str, str | None, str]:
+    """(name, alias, version-or-stage) of ``models:/name@alias`` or ``models:/name/ref``."""
+    name_and_ref = uri.removeprefix("models:/").strip("/")
+    if "@" in name_and_ref:
+        name, alias = name_and_ref.split("@", 1)
+        return name, alias, ""
+    name, _, ref = name_and_ref.rpartition("/")
+    return name, None, ref
 
 
-def _registry_ids(uri: str) -> tuple[str | None, str | None]:
-    """(run id, registered version) of a ``models:/`` or ``runs:/`` URI, None where unknown."""
+def _registered_version(name: str, version: str) -> tuple[str, str] | None:
+    """(run id, version) of a registered version, None where the registry cannot tell."""
     from mlflow import MlflowClient
 
-    if uri.startswith("runs:/"):
-        return uri.removeprefix("runs:/").split("/")[0], None
-    if not uri.startswith("models:/"):
-        return None, None
-    name_and_ref = uri.removeprefix("models:/").strip("/")
     try:
-        client = MlflowClient()
-        if "@" in name_and_ref:
-            name, alias = name_and_ref.split("@", 1)
+        found = MlflowClient().get_model_version(name, version)
+    except Exception:  # noqa: BLE001 - loading reports a missing version; only ids are unknown
+        return None
+    return found.run_id, str(found.version)
+
+
+def _moving_version(uri: str, name: str, alias: str | None, ref: str) -> tuple[str, str]:
+    """(run id, version) that an alias, ``latest`` or a stage points at now."""
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import TrackingError
+
+    client = MlflowClient()
+    try:
+        if alias is not None:
             found = client.get_model_version_by_alias(name, alias)
         else:
-            name, _, version = name_and_ref.rpartition("/")
-            found = client.get_model_version(name, version)
-    except Exception:  # noqa: BLE001 - the model loaded, so only the ids are unknown
-        return None, None
+            found = _newest(client.search_model_versions(f"name = '{name}'"), ref)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
+        raise TrackingError(f"cannot load model {uri}: {exc}") from None
     return found.run_id, str(found.version)
+
+
+def _newest(versions: list, stage: str):
+    """The highest version (``latest``) or the highest one in ``stage``."""
+    if stage.lower() != "latest":
+        versions = [v for v in versions if (v.current_stage or "").lower() == stage.lower()]
+    if not versions:
+        raise LookupError(f"no registered version matches {stage!r}")
+    return max(versions, key=lambda v: int(v.version))
 
 
 def check_spec(spec: ExtractorSpec) -> None:

@@ -211,16 +211,33 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+# Every distribution the pyfunc imports when it predicts, features or a table of videos
+# (pipeline/mlflow_pyfunc.py -> labeling -> extraction, features, video, progress, model_io,
+# models), with pyproject.toml's floor for when it is not installed as a distribution here.
+# decord is left out: it is optional (`decode.backend: auto` decodes with OpenCV).
+PREDICT_REQUIREMENTS = {
+    "torch": ">=2.4",
+    "torchvision": ">=0.19",
+    "numpy": ">=1.24",
+    "safetensors": ">=0.4",
+    "pydantic": ">=2.5",
+    "pyyaml": ">=6",
+    "mlflow": ">=3.0",
+    "opencv-python-headless": ">=4.8",  # pipeline.video_backends: import cv2
+    "rich": ">=13",  # pipeline.progress, imported by pipeline.extraction
+}
+
+
 def _requirements() -> list[str]:
+    """The pyfunc's pip requirements: the installed versions, else pyproject.toml's floors."""
     from importlib.metadata import version
 
-    names = ("torch", "torchvision", "numpy", "safetensors", "pydantic", "pyyaml", "mlflow")
     pins = []
-    for name in names:
+    for name, floor in PREDICT_REQUIREMENTS.items():
         try:
             pins.append(f"{name}=={version(name)}")
         except Exception:  # noqa: BLE001 - not installed from a distribution
-            pins.append(name)
+            pins.append(f"{name}{floor}")
     return pins
 
 

@@ -2,8 +2,9 @@
 
 ``fit`` runs AdamW with gradient clipping, early stopping on the validation metric with the
 best weights restored, and whole-state checkpoints (model, optimiser, epoch, best weights,
-history, RNG state) written atomically after every epoch so ``resume=True`` continues a killed
-run exactly where it stopped.
+history, RNG state, whether early stopping ended it) written atomically after every epoch so
+``resume=True`` continues a killed run exactly where it stopped, and returns a finished run's
+result without training again.
 """
 
 from __future__ import annotations
@@ -148,7 +149,10 @@ def fit(
     state = _fresh_state(model)
     if resume and checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint, model, optimizer)
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        # Checkpoints written before the flag existed: the early-stopping rule on their epochs.
+        state["stopped"] |= state["epoch"] - state["best_epoch"] >= cfg.patience > 0
+    first = cfg.epochs + 1 if state["stopped"] else state["epoch"] + 1  # stopped: nothing to do
+    for epoch in range(first, cfg.epochs + 1):
         _set_sampler_epoch(train_loader, epoch)
         train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device, cfg.grad_clip)
         result = evaluate(model, val_loader, loss_fn, device, task, num_classes, background_id)
@@ -166,10 +170,10 @@ def fit(
         state["epoch"] = epoch
         if on_epoch is not None:
             on_epoch(epoch, row)
-        stop = epoch - state["best_epoch"] >= cfg.patience > 0
+        state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, state)
-        if stop:
+        if state["stopped"]:
             break
     model.load_state_dict(state["best_model"])
     return FitResult(
@@ -189,6 +193,7 @@ def _fresh_state(model: nn.Module) -> dict[str, Any]:
         "best_loss": math.inf,
         "best_model": _copy_state(model),
         "history": [],
+        "stopped": False,  # early stopping ended the run: resuming trains no further
     }
 
 
@@ -229,4 +234,6 @@ def load_checkpoint(
         optimizer.load_state_dict(data["optimizer"])
     torch.set_rng_state(data["rng"])
     keys = ("epoch", "best_epoch", "best_score", "best_loss", "best_model", "history")
-    return {k: data[k] for k in keys}
+    state = {k: data[k] for k in keys}
+    state["stopped"] = bool(data.get("stopped", False))  # absent in older checkpoints
+    return state

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.annotations import Annotations, load_annotations
-from pipeline.config import Config
+from pipeline.config import Config, DataConfig
 from pipeline.data import (
     BucketBatchSampler,
     SequenceDataset,
@@ -26,6 +27,7 @@ from pipeline.data import (
     class_weights,
     collate,
     dataset_fingerprint,
+    stratum_of,
 )
 from pipeline.errors import UserError
 from pipeline.features import ExtractorSpec, resolve_device, spec_from_config
@@ -79,13 +81,51 @@ def _loader(samples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
 
-def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, list[str]]:
-    annotations = assign_splits(
-        load_annotations(cfg.data),
-        cfg.data.val_fraction,
-        cfg.data.test_fraction,
-        cfg.data.split_seed,
+class EmptySplit(UserError):
+    """The training or validation split has no videos at all (before features are read)."""
+
+
+def check_splits(annotations: Annotations, given: bool, cfg: DataConfig) -> None:
+    """Training needs videos in train and val: say which split is empty, why and what to do."""
+    counts = Counter(item.split for item in annotations.items)
+    for split, name in (("train", "training"), ("val", "validation")):
+        if counts[split] == 0:
+            why = _given_split_reason(split) if given else _assigned_split_reason(annotations, cfg)
+            raise EmptySplit(f"the {name} split is empty: {why}")
+
+
+def _given_split_reason(split: str) -> str:
+    return (
+        f"the annotations' `split` column marks no video `{split}`; mark at least one video "
+        f"`{split}`"
     )
+
+
+def _assigned_split_reason(annotations: Annotations, cfg: DataConfig) -> str:
+    per_class = Counter(stratum_of(item) for item in annotations.items)
+    single = sum(count == 1 for count in per_class.values())
+    how = (
+        f"with no `split` column, splits were assigned automatically (data.val_fraction="
+        f"{cfg.val_fraction}, data.test_fraction={cfg.test_fraction}, data.split_seed="
+        f"{cfg.split_seed}), stratified by label with every label keeping one video in train; "
+        f"{len(annotations.items)} videos in {len(per_class)} labels, {single} of them with a "
+        f"single video (which can only be in train)"
+    )
+    if cfg.val_fraction == 0:
+        return f"{how}. Set data.val_fraction above 0, or give every video a split"
+    return (
+        f"{how}. Add videos (more than one per label), or give every video a split: a `split` "
+        f"column (train/val/test) in the annotations CSV"
+    )
+
+
+def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, list[str]]:
+    loaded = load_annotations(cfg.data)
+    given = all(item.split is not None for item in loaded.items)
+    annotations = assign_splits(
+        loaded, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed
+    )
+    check_splits(annotations, given, cfg.data)
     spec = spec_from_config(cfg)
     missing: list[str] = []
     load = feature_loader(FeatureStore(cfg.features.store), spec, missing)
@@ -159,12 +199,14 @@ def run_training(
         import mlflow
 
         mlflow.log_metrics({"best_epoch": best_epoch, "epochs_run": epochs_run})
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = save_model_dir(
-                Path(tmp) / "model", model.cpu(), model_config_dict(model), spec, classes,
-                annotations.background,
-            )  # fmt: skip
-            model_uri, version = tracking.log_model(model_dir, cfg.tracking.registered_model)
+        model_uri, version = None, None  # --test-only: no model logged, no alias moved
+        if not test_only:
+            with tempfile.TemporaryDirectory() as tmp:
+                model_dir = save_model_dir(
+                    Path(tmp) / "model", model.cpu(), model_config_dict(model), spec, classes,
+                    annotations.background,
+                )  # fmt: skip
+                model_uri, version = tracking.log_model(model_dir, cfg.tracking.registered_model)
     return TrainingOutcome(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,

@@ -266,6 +266,43 @@ def test_overwrite_relabels_and_min_segment_s_counts_as_a_change(labelled, tmp_p
         assert len(runs) == 1 or all((end - start) / fps >= 1.5 - 2 / fps for _, start, end in runs)
 
 
+def test_a_moved_alias_relabels_with_the_version_it_points_at_now(labelled, tmp_path) -> None:
+    """The first run cached version 1 in this process; @candidate then moves to version 2."""
+    import mlflow
+    import torch
+    from mlflow import MlflowClient
+
+    from models.rnn import model_config_dict
+    from pipeline.model_io import save_model_dir
+    from pipeline.tracking import CANDIDATE_ALIAS, load_model, log_model
+
+    cfg = labelled.trained.cfg
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    model = load_model(MODEL_URI)
+    with torch.no_grad():
+        for parameter in model.module.parameters():
+            parameter.add_(1e-3)  # other weights: another fingerprint
+    folder = save_model_dir(
+        tmp_path / "v2", model.module, model_config_dict(model.module), model.spec,
+        model.classes, model.background,
+    )  # fmt: skip
+    out = copy_output(labelled, tmp_path)
+    try:
+        with mlflow.start_run():
+            assert log_model(folder, MODEL_NAME)[1] == "2"
+        result = invoke(
+            str(labelled.input / "synthetic"), "--model", MODEL_URI, "--out",
+            str(out / "synthetic"), "-c", str(labelled.trained.config_file),
+        )  # fmt: skip
+    finally:  # the other tests label with version 1
+        MlflowClient(cfg.tracking.uri).set_registered_model_alias(MODEL_NAME, CANDIDATE_ALIAS, "1")
+    assert result.exit_code == 0, result.output
+    assert {r["status"] for r in summary_rows(out / "synthetic").values()} == {"ok"}
+    for doc_path in (out / "synthetic").glob("*.labels.json"):
+        doc = json.loads(doc_path.read_text())
+        assert doc["model"]["version"] == "2" and doc["model"]["uri"] == MODEL_URI
+
+
 # --- other models and entry points -------------------------------------------------------------
 
 

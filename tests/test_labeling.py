@@ -330,6 +330,23 @@ def test_review_page_is_self_contained_with_one_row_per_video() -> None:
     assert 'href="sub/a.vtt"' in page and 'href="file:///videos/sub/a.mp4"' in page
 
 
+def test_review_page_links_are_url_encoded_and_the_names_shown_as_they_are() -> None:
+    doc = document()
+    records = [
+        {"video": name, "path": f"/videos/{name}", "status": "ok", "label": "stir",
+         "score": 0.8, "outputs": [f"{stem}.labels.json", f"{stem}.segments.csv", f"{stem}.vtt"]}
+        for name, stem in (("take#2.mp4", "take#2"), ("50%.mp4", "50%"), ("a&b c.mp4", "a&b c"))
+    ]  # fmt: skip
+    page = render_index(records, {r["video"]: doc for r in records}, MODEL)
+    for link in ("take%232.labels.json", "50%25.vtt", "a%26b%20c.segments.csv"):
+        assert f'href="{link}"' in page, page
+    for link in ("file:///videos/take%232.mp4", "file:///videos/50%25.mp4"):
+        assert f'href="{link}"' in page
+    assert 'href="take#2' not in page and 'href="50%.' not in page
+    assert '<td class="video">take#2.mp4</td>' in page and ">50%.mp4<" in page
+    assert ">a&amp;b c.mp4<" in page
+
+
 # --- models ------------------------------------------------------------------------------------
 
 
@@ -383,3 +400,106 @@ def test_labels_json_text_is_valid_json_with_one_segment_per_line(tmp_path) -> N
     assert json.loads(text) == json.loads(json.dumps(doc))
     assert len(text.splitlines()) == len(doc) + len(doc["segments"]) + 3
     assert document_text({**doc, "segments": []}).count("\n") == len(doc) + 2
+
+
+def _register(folder: Path, model, name: str) -> str:
+    """Log ``model`` as a run's pyfunc, register it under ``name``; @candidate moves to it."""
+    import mlflow
+
+    from models.rnn import model_config_dict
+    from pipeline.model_io import save_model_dir
+    from pipeline.tracking import log_model
+
+    config = model_config_dict(model.module)
+    save_model_dir(folder, model.module, config, model.spec, model.classes, model.background)
+    with mlflow.start_run():
+        return log_model(folder, name)[1]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A SQLite MLflow store in ``tmp_path`` (the previous tracking URI restored after)."""
+    import mlflow
+
+    from pipeline.tracking import ensure_experiment
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    ensure_experiment(uri, "tests")
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+def test_an_alias_loads_the_version_it_points_at_now(registry, tmp_path) -> None:
+    from pipeline.labeling import get_model
+
+    uri = "models:/label-cache@candidate"
+    assert _register(tmp_path / "v1", _random_model(), "label-cache") == "1"
+    first = get_model(uri, registry)
+    assert (first.version, first.uri) == ("1", uri)
+    assert _register(tmp_path / "v2", _random_model(seed=1), "label-cache") == "2"
+    second = get_model(uri, registry)  # the alias moved: not the cached version 1
+    assert (second.version, second.uri) == ("2", uri) and second.run_id != first.run_id
+    assert second.fingerprint != first.fingerprint  # so version 1's outputs are not current
+    assert second.describe()["version"] == "2"
+    pinned = get_model("models:/label-cache/1", registry)
+    assert pinned.model is first.model and pinned.uri == "models:/label-cache/1"  # cached
+    assert get_model("models:/label-cache/latest", registry).model is second.model
+
+
+def test_an_alias_that_names_nothing_is_a_clear_error(registry) -> None:
+    from pipeline.labeling import get_model
+    from pipeline.tracking import TrackingError
+
+    with pytest.raises(TrackingError, match="models:/no-such-model@candidate"):
+        get_model("models:/no-such-model@candidate", registry)
+
+
+PREDICT_PATH = ("pipeline.mlflow_pyfunc", "pipeline.labeling", "pipeline.extraction", "models.rnn")
+# Imported on the predict path but not the model's own requirement: mlflow requires pandas;
+# decord is optional (`decode.backend: auto` decodes with OpenCV).
+NOT_REQUIRED = {"pandas", "decord"}
+
+
+def _imported_names(module_names: list[str]) -> set[str]:
+    """Top-level names every ``import`` of these modules' sources names (function-level too)."""
+    import ast
+    import importlib
+
+    names = set()
+    for module_name in module_names:
+        source = Path(importlib.import_module(module_name).__file__).read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_pyfunc_requires_every_distribution_its_predict_path_imports() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import packages_distributions
+
+    from pipeline.tracking import _requirements
+
+    script = (
+        "import importlib, sys\n"
+        f"for name in {PREDICT_PATH!r}: importlib.import_module(name)\n"
+        "print(' '.join(n for n in sys.modules if n.split('.')[0] in ('pipeline', 'models')))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=180
+    ).stdout.split()
+    required = {re.split(r"[=<>!~ ;\[]", pin)[0].lower() for pin in _requirements()}
+    assert {"opencv-python-headless", "rich"} <= required
+    distributions = packages_distributions()  # import name -> the distributions that hold it
+    imported = _imported_names(loaded) - set(sys.stdlib_module_names) - {"pipeline", "models"}
+    missing = {
+        name
+        for name in imported
+        if not {d.lower() for d in distributions.get(name, [name])} & required
+    }
+    assert missing <= NOT_REQUIRED, missing - NOT_REQUIRED

@@ -85,17 +85,54 @@ def test_training_is_deterministic_and_resume_matches_uninterrupted(tmp_path: Pa
         torch.testing.assert_close(final_resumed[key], final_straight[key])
 
 
-def test_early_stopping_stops_after_patience(tmp_path: Path) -> None:
+def _fit_never_improving(checkpoint: Path, resume: bool = False):
     torch.manual_seed(0)
     model = build_model("clip", DIM, 2, ModelConfig(hidden=8, layers=1))
     cfg = TrainConfig(epochs=50, lr=1e-12, patience=2, batch_size=8)  # never improves
     result = fit(
         model, _loader(_ordered_samples(16, 0), True), _loader(_ordered_samples(8, 1), False),
-        cfg, "clip", 2, torch.device("cpu"), checkpoint=tmp_path / "c.pt",
+        cfg, "clip", 2, torch.device("cpu"), checkpoint=checkpoint, resume=resume,
     )  # fmt: skip
+    return model, result
+
+
+def test_early_stopping_stops_after_patience(tmp_path: Path) -> None:
+    model, result = _fit_never_improving(tmp_path / "c.pt")
     assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
     state = load_checkpoint(tmp_path / "c.pt", model)
-    assert state["epoch"] == 3
+    assert state["epoch"] == 3 and state["stopped"]
+
+
+def _assert_same_result(a, b) -> None:
+    model_a, result_a = a
+    model_b, result_b = b
+    assert result_a == result_b
+    for x, y in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "c.pt"
+    first = _fit_never_improving(checkpoint)
+    saved = checkpoint.read_bytes()
+    for _ in range(2):  # each resume used to train one more epoch
+        _assert_same_result(first, _fit_never_improving(checkpoint, resume=True))
+        assert checkpoint.read_bytes() == saved
+
+
+def test_resuming_a_checkpoint_without_the_stopped_flag_trains_no_further(tmp_path) -> None:
+    checkpoint = tmp_path / "c.pt"
+    first = _fit_never_improving(checkpoint)
+    data = torch.load(checkpoint, weights_only=True)
+    del data["stopped"]  # as written before the flag existed
+    torch.save(data, checkpoint)
+    _assert_same_result(first, _fit_never_improving(checkpoint, resume=True))
+
+
+def test_resuming_a_run_that_ran_all_its_epochs_trains_no_further(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "c.pt"
+    first = _fit(3, checkpoint=checkpoint)
+    _assert_same_result(first, _fit(3, checkpoint=checkpoint, resume=True))
 
 
 def test_frame_task_masks_padding() -> None:

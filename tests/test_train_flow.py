@@ -127,6 +127,27 @@ def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
     assert "test_per_class_report.txt" in names
 
 
+def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    cfg, _ = clip_run
+    client = MlflowClient(cfg.tracking.uri)
+    name = cfg.tracking.registered_model
+    versions = sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+    candidate = client.get_model_version_by_alias(name, "candidate").version
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["train", "-c", str(path), "--test-only"])
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.output and "registered model" not in result.output
+    assert sorted(v.version for v in client.search_model_versions(f"name='{name}'")) == versions
+    assert client.get_model_version_by_alias(name, "candidate").version == candidate
+    run = client.get_run(result.output.split("MLflow run:")[1].split()[0])
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    linked = f"source_run_id = '{run.info.run_id}'"
+    assert not client.search_logged_models([run.info.experiment_id], filter_string=linked)
+
+
 def test_failed_run_ends_failed(prefect_api, clip_dataset, tmp_path) -> None:
     from mlflow import MlflowClient
 
@@ -161,3 +182,35 @@ def test_frame_tagger_reaches_accuracy_and_f1(prefect_api, frame_dataset, tmp_pa
     metrics = outcome["test_metrics"]
     assert metrics["test_frame_accuracy"] >= 0.9, metrics
     assert metrics["test_f1_50"] >= 0.85, metrics
+
+
+def _one_video_per_class(root: Path, split_column: bool) -> Path:
+    """Three classes of one (empty) video each: the splits fail before any video is read."""
+    lines = ["video,label,split" if split_column else "video,label"]
+    for label in ("cook", "wash", "stir"):
+        (root / label).mkdir(parents=True)
+        (root / label / "a.mp4").write_bytes(b"")
+        lines.append(f"{label}/a.mp4,{label}" + (",train" if split_column else ""))
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_an_empty_validation_split_says_how_splits_were_assigned(tmp_path) -> None:
+    from pipeline.training_job import EmptySplit, prepare
+
+    labels = _one_video_per_class(tmp_path / "videos", split_column=False)
+    with pytest.raises(EmptySplit) as error:
+        prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+    message = str(error.value)
+    assert message.startswith("the validation split is empty"), message
+    assert "vidtag extract" not in message and "without features" not in message
+    for fragment in ("data.val_fraction=0.15", "3 of them with a single video", "`split`"):
+        assert fragment in message, message
+
+
+def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> None:
+    from pipeline.training_job import EmptySplit, prepare
+
+    labels = _one_video_per_class(tmp_path / "videos", split_column=True)
+    with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
+        prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
