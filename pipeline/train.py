@@ -151,6 +151,9 @@ def fit(
         state = load_checkpoint(checkpoint, model, optimizer)
         # Checkpoints written before the flag existed: the early-stopping rule on their epochs.
         state["stopped"] |= state["epoch"] - state["best_epoch"] >= cfg.patience > 0
+        if on_epoch is not None:  # the new run's record gets the epochs done before, too
+            for done, row in enumerate(state["history"], start=1):
+                on_epoch(done, row)
     first = cfg.epochs + 1 if state["stopped"] else state["epoch"] + 1  # stopped: nothing to do
     for epoch in range(first, cfg.epochs + 1):
         _set_sampler_epoch(train_loader, epoch)
@@ -168,11 +171,11 @@ def fit(
                 best_model=_copy_state(model),
             )  # fmt: skip
         state["epoch"] = epoch
+        state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
+        if checkpoint is not None:  # first: a failing `on_epoch` must not lose the epoch
+            save_checkpoint(checkpoint, model, optimizer, state)
         if on_epoch is not None:
             on_epoch(epoch, row)
-        state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, state)
         if state["stopped"]:
             break
     model.load_state_dict(state["best_model"])
@@ -217,6 +220,7 @@ def save_checkpoint(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             **state,
         },
         buffer,
@@ -233,6 +237,9 @@ def load_checkpoint(
     if optimizer is not None:
         optimizer.load_state_dict(data["optimizer"])
     torch.set_rng_state(data["rng"])
+    cuda_rng = data.get("cuda_rng") or []
+    if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_rng)
     keys = ("epoch", "best_epoch", "best_score", "best_loss", "best_model", "history")
     state = {k: data[k] for k in keys}
     state["stopped"] = bool(data.get("stopped", False))  # absent in older checkpoints

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -38,7 +39,13 @@ def _loader(samples, shuffle: bool) -> DataLoader:
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
 
-def _fit(epochs: int, checkpoint: Path | None = None, resume: bool = False, cell: str = "gru"):
+def _fit(
+    epochs: int,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    cell: str = "gru",
+    on_epoch=None,
+):
     torch.manual_seed(0)
     pooling = "mean" if cell == "none" else "last"  # the order-blind baseline pools by mean
     model = build_model(
@@ -48,6 +55,7 @@ def _fit(epochs: int, checkpoint: Path | None = None, resume: bool = False, cell
     result = fit(
         model, _loader(_ordered_samples(48, 0), True), _loader(_ordered_samples(16, 1), False),
         cfg, "clip", 2, torch.device("cpu"), checkpoint=checkpoint, resume=resume,
+        on_epoch=on_epoch,
     )  # fmt: skip
     return model, result
 
@@ -83,6 +91,25 @@ def test_training_is_deterministic_and_resume_matches_uninterrupted(tmp_path: Pa
     final_straight = torch.load(tmp_path / "straight.pt", weights_only=True)["model"]
     for key in final_straight:
         torch.testing.assert_close(final_resumed[key], final_straight[key])
+
+
+def test_resume_reports_every_epoch_and_a_failing_report_loses_no_checkpoint(tmp_path) -> None:
+    checkpoint = tmp_path / "c.pt"
+
+    def fail_at_3(epoch: int, row: dict) -> None:
+        if epoch == 3:
+            raise RuntimeError("tracking server went away")
+
+    with pytest.raises(RuntimeError):
+        _fit(6, checkpoint=checkpoint, on_epoch=fail_at_3)
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 3  # saved before the report
+    seen: list[tuple[int, dict]] = []
+    _, result = _fit(
+        6, checkpoint=checkpoint, resume=True, on_epoch=lambda e, r: seen.append((e, r))
+    )
+    # The resumed run's record (MLflow) gets epochs 1-3 from the checkpoint, then 4-6.
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert [row for _, row in seen] == result.history
 
 
 def _fit_never_improving(checkpoint: Path, resume: bool = False):
