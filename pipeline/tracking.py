@@ -66,11 +66,18 @@ def ensure_experiment(uri: str, name: str) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    if client.get_experiment_by_name(name) is None:
+    existing = client.get_experiment_by_name(name)
+    if existing is None:
         try:
             client.create_experiment(name, artifact_location=artifact_root(uri))
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a concurrent run
+    elif existing.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment {name!r} is deleted (in the trash) at {uri}: restore it "
+            f"(`mlflow experiments restore --experiment-id {existing.experiment_id}`), delete it "
+            "for good (`mlflow gc`), or pick another name with --set tracking.experiment=NAME"
+        )
     mlflow.set_experiment(name)
 
 

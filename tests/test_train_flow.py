@@ -214,3 +214,15 @@ def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> Non
     labels = _one_video_per_class(tmp_path / "videos", split_column=True)
     with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
         prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+
+
+def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import TrackingError, ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(TrackingError, match="'gone' is deleted .*restore it"):
+        ensure_experiment(uri, "gone")
