@@ -344,6 +344,8 @@ def _frame_times(path: Path, header: StreamHeader, kind: str) -> _Times:
     in_file_order = packet_times(path, header)
     raw = in_file_order if in_file_order is not None else decoded_times(path)
     if raw.size == 0:
+        if cut_short(path, kind):
+            raise EmptyVideoError(path, "file is cut short before its first complete frame")
         raise EmptyVideoError(path, "the video stream holds no frames")
     times_s, origin_s = _valid_times(np.sort(raw), header.fps)
     cut = _cut_reason(path, kind, header.frame_count, times_s.size)

@@ -517,3 +517,11 @@ def test_unreadable_file_is_a_video_error_naming_it(tmp_path, monkeypatch):
     with pytest.raises(UnreadableVideoError, match="Permission denied") as raised:
         probe(path)
     assert str(path) in str(raised.value)
+
+
+def test_a_file_cut_before_its_first_frame_says_so(shared_videos, tmp_path):
+    data = (SHARED_VIDEOS / "decord_video_0.mov").read_bytes()  # moov first, 3 frames
+    path = tmp_path / "cut.mov"
+    path.write_bytes(data[: int(len(data) * 0.99)])
+    with pytest.raises(EmptyVideoError, match="cut short before its first complete frame"):
+        probe(path)
