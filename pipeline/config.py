@@ -274,7 +274,10 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"bad override {override!r}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = _coerce(raw.strip(), annotation)
+    value = _coerce(raw.strip(), annotation)
+    if tuple(parts) in _PATH_KEYS and isinstance(value, str):
+        value = str(Path(value).expanduser())  # the shell leaves `key=~/x` unexpanded
+    node[parts[-1]] = value
 
 
 def _field_annotation(parts: list[str]) -> Any:

@@ -217,3 +217,10 @@ def test_compile_override_reads_booleans_like_yaml(tmp_path: Path, value: str, e
 def test_other_choice_fields_still_reject_booleans() -> None:
     with pytest.raises(ConfigError, match="decode.backend"):
         load_config(None, ["decode.backend=true"])
+
+
+def test_set_expands_a_home_folder_in_paths(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config(None, ["data.videos=~/clips", "features.store=~/store"])
+    assert Path(cfg.data.videos) == tmp_path / "clips"
+    assert Path(cfg.features.store) == tmp_path / "store"
