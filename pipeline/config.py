@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
+from pipeline.fileio import read_user_text
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
@@ -218,7 +219,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        tree = strict_safe_load(_read_text(path))
+        tree = strict_safe_load(read_user_text(path, "config file", ConfigError))
     except DuplicateKeyError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -229,18 +230,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {tree!r}")
     # A section whose keys are all commented out reads as null: it means "all defaults".
     return {section: {} if node is None else node for section, node in tree.items()}
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is 0x{data[exc.start]:02x}; "
-            "save the file as UTF-8"
-        ) from None
 
 
 _PATH_KEYS = (

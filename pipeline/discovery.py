@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.fileio import read_user_text
 
 
 class DiscoveryError(UserError):
@@ -55,14 +56,7 @@ def _read_manifest(manifest: Path) -> list[Path]:
 
 def _manifest_lines(manifest: Path) -> list[str]:
     """The manifest's lines: UTF-8, a leading BOM (Excel's CSV export) dropped."""
-    try:
-        return manifest.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DiscoveryError(
-            f"{manifest}: manifest is not UTF-8 text (byte {exc.start}): save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise DiscoveryError(f"{manifest}: cannot read manifest ({exc.strerror or exc})") from None
+    return read_user_text(manifest, "manifest", DiscoveryError).splitlines()
 
 
 def _is_csv(lines: list[str]) -> bool:

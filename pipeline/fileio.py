@@ -67,3 +67,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """UTF-8, newlines written as given (no platform translation)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
+    """A user's text file (config, manifest, schedules): UTF-8, a leading BOM dropped.
+
+    Undecodable bytes or a read failure become one ``error`` naming the file, the byte and line
+    (or the OS reason), never a traceback.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(
+            f"{path}: {what} is not UTF-8 text: byte {exc.start} (line {line}) is "
+            f"0x{data[exc.start]:02x}; save it as UTF-8"
+        ) from None

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.config import Config, DuplicateKeyError, load_config, strict_safe_load
 from pipeline.errors import UserError
+from pipeline.fileio import read_user_text
 
 FLOWS = {
     "extract": "flows.extract:extract_features",
@@ -140,14 +141,9 @@ class SchedulesFile(BaseModel):
 def load_schedules(path: str | Path) -> list[ScheduleEntry]:
     """The validated entries of a schedules file; every problem is one ScheduleError."""
     path = Path(path)
+    text = read_user_text(path, "schedules file", ScheduleError)
     try:
-        tree = strict_safe_load(path.read_text())
-    except OSError as exc:
-        raise ScheduleError(f"cannot read schedules file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ScheduleError(
-            f"{path} is not UTF-8 text: byte {exc.start} cannot be decoded"
-        ) from None
+        tree = strict_safe_load(text)
     except DuplicateKeyError as exc:
         raise ScheduleError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
