@@ -348,24 +348,68 @@ def _frame_times(path: Path, header: StreamHeader, kind: str) -> _Times:
             raise EmptyVideoError(path, "file is cut short before its first complete frame")
         raise EmptyVideoError(path, "the video stream holds no frames")
     times_s, origin_s = _valid_times(np.sort(raw), header.fps)
-    cut = _cut_reason(path, kind, header.frame_count, times_s.size)
-    if cut is None:
-        return _Times(times_s, origin_s, [])
     reorder = _reorder_depth(in_file_order, kind, header.codec)
-    gap = _first_gap(times_s) if origin_s is not None else None
+    verdict = _damage(path, kind, header.frame_count, times_s, origin_s is not None)
+    if verdict is None:
+        return _Times(times_s, origin_s, [])
+    reason, gap = verdict
     if gap is not None:  # frames are missing in the middle: the numbering after them is unsure
         kept = max(1, gap - reorder)
         note = (
-            f"{path}: damaged file ({cut}; frames are missing after frame {gap - 1}); the first "
-            f"{kept} frames are decoded, as frames after the damage cannot be numbered for sure"
+            f"{path}: damaged file ({reason}; frames are missing after frame {gap - 1}); the "
+            f"first {kept} frames are decoded, as frames after the damage cannot be numbered "
+            "for sure"
         )
         return _Times(times_s[:kept], origin_s, [(DamagedVideoWarning, note)])
     kept = max(1, times_s.size - 1 - reorder)
     note = (
-        f"{path}: file is cut short ({cut}); the first {kept} of the {times_s.size} frames on "
+        f"{path}: file is cut short ({reason}); the first {kept} of the {times_s.size} frames on "
         "disk are decoded (the rest may depend on the missing data)"
     )
     return _Times(times_s[:kept], origin_s, [(TruncatedVideoWarning, note)])
+
+
+def _damage(
+    path: Path, kind: str, header_count: int, times_s: np.ndarray, real_times: bool
+) -> tuple[str, int | None] | None:
+    """(why the file is cut or damaged, rank of the first frame after missing ones or None for
+    a cut at the end), or None for a whole file.
+
+    Evidence: the frame count of containers that store it exactly (MP4, AVI); the container's
+    size fields (`cut_short`); for Matroska, whose count is only duration x fps (and the
+    duration may be the audio's), a count well short of that estimate counts only on a
+    constant-frame-rate stream, where it also tells where frames are missing: at a jump in the
+    timestamps. Variable frame rate streams are never judged by their timestamps.
+    """
+    on_disk = times_s.size
+    regular = real_times and _constant_rate(times_s)
+    whole = cut_short(path, kind)
+    if kind in EXACT_COUNT_CONTAINERS and 0 < on_disk < header_count:
+        reason = f"{on_disk} of {header_count} frames are on disk"
+        return reason, _first_gap(times_s) if regular else None
+    if whole:
+        return "the container declares more data than the file holds", None
+    if kind in EXACT_COUNT_CONTAINERS or not regular or header_count <= 0:
+        return None
+    if on_disk >= header_count * (1 - _ESTIMATE_TOLERANCE) - 2:
+        return None
+    reason = f"{on_disk} of about {header_count} frames (duration x fps) are on disk"
+    gap = _first_gap(times_s)
+    if gap is not None:
+        return reason, gap
+    # No frame is missing between the first and the last: the end is missing, unless the
+    # container says it is whole (then its duration was another stream's, e.g. longer audio).
+    return (reason, None) if whole is None else None
+
+
+def _constant_rate(times_s: np.ndarray) -> bool:
+    """Are at least 95% of the frame intervals one value (within 10%)? A damaged constant-rate
+    stream has a few jumps over missing frames; a variable-rate one has many uneven intervals."""
+    if times_s.size < 3:
+        return False
+    steps = np.diff(times_s)
+    typical = float(np.median(steps))
+    return bool(np.mean(np.abs(steps - typical) <= 0.1 * typical) >= 0.95)
 
 
 def _first_gap(times_s: np.ndarray) -> int | None:
@@ -376,14 +420,6 @@ def _first_gap(times_s: np.ndarray) -> int | None:
     steps = np.diff(times_s)
     gaps = np.flatnonzero(steps > 1.5 * np.median(steps))
     return int(gaps[0]) + 1 if gaps.size else None
-
-
-def _cut_reason(path: Path, kind: str, header_count: int, on_disk: int) -> str | None:
-    if _is_truncated(kind, header_count, on_disk):
-        return f"{on_disk} of {header_count} frames are on disk"
-    if cut_short(path, kind):
-        return "the container declares more data than the file holds"
-    return None
 
 
 def _reorder_depth(in_file_order: np.ndarray | None, kind: str, codec: str) -> int:
@@ -419,14 +455,6 @@ def _valid_times(times_s: np.ndarray, fps: float) -> tuple[np.ndarray, float | N
         return relative, float(times_s[0])
     # Duplicate or missing timestamps (broken muxers): frames are then evenly spaced.
     return np.arange(times_s.size, dtype=np.float64) / (fps if fps > 0 else 30.0), None
-
-
-def _is_truncated(kind: str, header_count: int, frames_on_disk: int) -> bool:
-    if header_count <= 0:
-        return False
-    if kind in EXACT_COUNT_CONTAINERS:
-        return frames_on_disk < header_count
-    return frames_on_disk < header_count * (1 - _ESTIMATE_TOLERANCE) - 2
 
 
 def _info(

@@ -52,13 +52,14 @@ def container_kind(head: bytes) -> str:
     return "unknown"
 
 
-def cut_short(path: Path, kind: str) -> bool:
-    """True when the container's own size fields say the file is longer than it is on disk.
+def cut_short(path: Path, kind: str) -> bool | None:
+    """True when the container's own size fields say the file is longer than it is on disk,
+    False when they say it is whole, None when they cannot tell.
 
     Walks only the top level: the RIFF chunks of an AVI (OpenDML files chain several), the
-    atoms of an MP4/MOV, the Segment of a Matroska/WebM file (unknown-size live streams cannot
-    tell). This catches a cut that the frame count cannot, such as an AVI cut inside its last
-    frame or a Matroska file, whose header holds no frame count.
+    atoms of an MP4/MOV, the Segment of a Matroska/WebM file (None for the unknown size of a
+    live-written one). This catches a cut that the frame count cannot, such as an AVI cut inside
+    its last frame or a Matroska file, whose header holds no frame count.
     """
     size = path.stat().st_size
     with path.open("rb") as handle:
@@ -68,11 +69,11 @@ def cut_short(path: Path, kind: str) -> bool:
             return _chunks_overrun(handle, size, header=">I4s", little_endian=False)
         if kind == "matroska":
             return _matroska_overrun(handle, size)
-    return False
+    return None
 
 
-def _chunks_overrun(handle, file_size: int, header: str, little_endian: bool) -> bool:
-    """Does any top-level RIFF chunk / ISO atom end past the end of the file?"""
+def _chunks_overrun(handle, file_size: int, header: str, little_endian: bool) -> bool | None:
+    """Does any top-level RIFF chunk / ISO atom end past the end of the file? None: unsure."""
     pos = 0
     while pos + 8 <= file_size:
         handle.seek(pos)
@@ -87,29 +88,29 @@ def _chunks_overrun(handle, file_size: int, header: str, little_endian: bool) ->
             elif chunk == 0:
                 return False
             if chunk < 8:
-                return False  # not a size we can trust: leave it to the frame count
+                return None  # not a size we can trust: leave it to the frame count
         if pos + chunk > file_size:
             return True
         pos += chunk
     return False
 
 
-def _matroska_overrun(handle, file_size: int) -> bool:
-    """Does the Segment element claim more bytes than the file holds?"""
+def _matroska_overrun(handle, file_size: int) -> bool | None:
+    """Does the Segment element claim more bytes than the file holds? None: it cannot tell."""
     pos = 0
     for expected_id in (b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"):  # EBML header, Segment
         handle.seek(pos)
         raw = handle.read(12)
         if not raw.startswith(expected_id):
-            return False
+            return None
         size, width, unknown = _ebml_size(raw[4:])
         if width == 0:
-            return False
+            return None
         data_start = pos + 4 + width
         if expected_id == b"\x18\x53\x80\x67":
-            return not unknown and data_start + size > file_size
+            return None if unknown else data_start + size > file_size
         pos = data_start + size
-    return False
+    return None
 
 
 def _ebml_size(raw: bytes) -> tuple[int, int, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
 import time
 import warnings
 import wave
@@ -525,3 +526,48 @@ def test_a_file_cut_before_its_first_frame_says_so(shared_videos, tmp_path):
     path.write_bytes(data[: int(len(data) * 0.99)])
     with pytest.raises(EmptyVideoError, match="cut short before its first complete frame"):
         probe(path)
+
+
+@pytest.fixture(scope="module")
+def vfr_videos(tmp_path_factory) -> dict[str, Path]:
+    """Variable frame rate H.264 (B-frames) in MKV, MP4 (moov first) and an MKV with audio
+    running 2 s past the video, made with imageio-ffmpeg's bundled ffmpeg."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    root = tmp_path_factory.mktemp("vfr")
+    source = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=8"]
+    vfr = ["-vf", "select='lt(mod(n\\,10)\\,3)+eq(mod(n\\,10)\\,7)'", "-fps_mode", "vfr"]
+    made = {}
+    for name, extra in [
+        ("vfr.mkv", [*vfr, "-c:v", "libx264", "-bf", "3"]),
+        ("vfr.mp4", [*vfr, "-c:v", "libx264", "-bf", "3", "-movflags", "+faststart"]),
+        ("long_audio.mkv", ["-f", "lavfi", "-i", "sine=duration=10", "-map", "0", "-map", "1",
+                            "-c:v", "libx264", "-c:a", "libvorbis"]),
+    ]:  # fmt: skip
+        made[name] = root / name
+        subprocess.run([ffmpeg, "-v", "error", "-y", *source, *extra, str(made[name])], check=True)
+    return made
+
+
+def test_whole_variable_rate_and_long_audio_files_are_not_taken_for_damaged(vfr_videos):
+    expected = {"vfr.mkv": 80, "vfr.mp4": 80, "long_audio.mkv": 200}
+    for name, path in vfr_videos.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", VideoWarning)
+            info = probe(path)
+        assert (info.frames, info.truncated) == (expected[name], False), name
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.995])
+def test_cut_variable_rate_file_keeps_its_good_frames(vfr_videos, tmp_path, fraction):
+    source = vfr_videos["vfr.mp4"]
+    reference, _, _ = decode_all_from(iter_chunks(source, size=48))
+    data = source.read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.warns(TruncatedVideoWarning):
+        got, indices, _ = decode_all_from(iter_chunks(path, size=48))
+    # about as many as are on disk (minus the frames that may depend on the cut), all right
+    assert len(indices) >= fraction * 80 - 8 and indices.tolist() == list(range(len(indices)))
+    for frame, index in zip(got, indices, strict=True):
+        assert np.abs(frame.astype(int) - reference[index]).mean() < 3, index
