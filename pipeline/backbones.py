@@ -53,14 +53,27 @@ def weights_id(name: str, weights: str, seed: int = 0) -> str:
     return str(_torchvision_weights(name, weights))
 
 
+def check_backbone(name: str) -> None:
+    """BackboneError unless ``name`` is a torchvision classification model."""
+    import difflib
+
+    import torchvision.models as tvm
+
+    known = tvm.list_models(module=tvm)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise BackboneError(
+            f"unknown backbone {name!r}: {hint}any of the {len(known)} torchvision "
+            "classification models works (torchvision.models.list_models(module="
+            "torchvision.models)), e.g. resnet18, resnet50, mobilenet_v3_small, efficientnet_b0"
+        )
+
+
 def load_backbone(name: str, weights: str, image_size: int, seed: int = 0) -> Backbone:
     import torchvision.models as tvm
 
-    if name not in tvm.list_models(module=tvm):
-        known = ", ".join(sorted(tvm.list_models(module=tvm)))
-        raise BackboneError(
-            f"unknown backbone {name!r}; torchvision classification models: {known}"
-        )
+    check_backbone(name)
     ident = weights_id(name, weights, seed)
     if ident.startswith("none:"):
         with torch.random.fork_rng(devices=[]):

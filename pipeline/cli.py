@@ -29,6 +29,21 @@ app.add_typer(store_app, name="store")
 console = Console()
 err_console = Console(stderr=True)
 
+
+@app.callback()
+def _on_start() -> None:
+    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C, so the temporary Prefect
+    server, claims and temp files are cleaned up instead of being orphaned."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding program): leave its handler
+        pass
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config file (default: the embedded defaults)."),

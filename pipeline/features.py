@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.backbones import Backbone, load_backbone, weights_id
+from pipeline.backbones import Backbone, check_backbone, load_backbone, weights_id
 from pipeline.config import Config
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def spec_from_config(cfg: Config) -> ExtractorSpec:
     from pipeline.video import DECODER_VERSION
 
     feats = cfg.features
+    check_backbone(feats.backbone)  # before any work: a typo is one error, not N failed videos
     device = resolve_device(feats.device)
     ident = weights_id(feats.backbone, feats.weights, feats.seed)
     return ExtractorSpec(

@@ -31,7 +31,7 @@ def run_label(
     from pipeline.runner import check_runner
     from pipeline.tracking import check_reachable, resolve_uri
 
-    configure(verbose)
+    configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     if not Path(model_uri).expanduser().is_dir():
         check_reachable(resolve_uri(cfg))  # before any long work

@@ -12,9 +12,15 @@ import os
 from collections.abc import Iterator
 
 
-def configure(verbose: bool = False) -> None:
+def configure(verbose: bool = False, run_logs: bool = True) -> None:
+    """Quiet Prefect for a command; ``run_logs=False`` (the extract/train/label commands, which
+    print their own summary of every failure) also keeps flow and task runs' ERROR records and
+    tracebacks off the console unless ``verbose``."""
     level = "INFO" if verbose else "WARNING"
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
+    if not verbose and not run_logs:
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     # A telemetry write races the temporary server's database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -18,10 +18,13 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
     from pipeline.prefect_env import configure
     from pipeline.runner import check_runner
 
-    configure(verbose)
+    configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     if cfg.data.videos is None:
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
+    from pipeline.features import spec_from_config
+
+    spec_from_config(cfg)  # a bad backbone or weights setting: one error before any work
     videos = discover_videos(cfg.data.videos, cfg.data.extensions)
     console.print(f"extracting features of {len(videos)} videos into {cfg.features.store}")
     from flows.extract import extract_features
@@ -49,9 +52,12 @@ def run_train(
     from pipeline.runner import check_runner
     from pipeline.tracking import check_reachable, resolve_uri
 
-    configure(verbose)
+    configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     check_reachable(resolve_uri(cfg))  # before any long work
+    from pipeline.features import spec_from_config
+
+    spec_from_config(cfg)  # a bad backbone or weights setting: one error before any work
     from flows.train import train
     from pipeline.prefect_env import lean_flow_runs
 

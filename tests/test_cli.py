@@ -51,3 +51,19 @@ def test_help_does_not_import_heavy_libraries() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_sigterm_unwinds_like_ctrl_c_so_cleanup_runs() -> None:
+    import signal
+
+    from pipeline.cli import _on_start
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        _on_start()
+        handler = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(SystemExit) as stopped:
+            handler(signal.SIGTERM, None)
+        assert stopped.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -127,6 +127,17 @@ def test_extract_without_videos_is_a_clear_error(missing: str) -> None:
     assert result.exit_code == 2 and "data.videos" in result.output
 
 
+def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dataset, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["extract", "--set", f"data.videos={clip_dataset}", "--set",
+         f"features.store={tmp_path / 'store'}", "--set", "features.backbone=resnet181"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "unknown backbone 'resnet181'" in result.output and "resnet18" in result.output
+    assert not (tmp_path / "store").exists()  # stopped before any video was touched
+
+
 # --- manifests ------------------------------------------------------------------------------
 
 
