@@ -1,11 +1,12 @@
 """Deployments and schedules: ``vidtag serve`` and the entry points ``prefect.yaml`` deploys.
 
-``serve_schedules`` registers every entry of a schedules file (``pipeline/schedules.py``) with
-the Prefect server in ``PREFECT_API_URL`` and serves them with ``prefect.serve`` in this
-process. Schedules only run on a real server (``prefect server start``), never on Prefect's
-temporary one, so serving without one fails at once. Stopping serve leaves the schedules
-active (``pause_on_shutdown=False``): runs that come due meanwhile wait as Late until serve
-starts again.
+``serve_schedules`` checks every entry of a schedules file (``pipeline/schedules.py``: flow,
+config, parameters against the flow's signature), then registers them with the Prefect server
+in ``PREFECT_API_URL`` and serves them with ``prefect.serve`` in this process. Schedules only
+run on a real server (``prefect server start``), never on Prefect's temporary one, so serving
+without one fails at once (after the file is checked, so its mistakes show first). Stopping
+serve leaves the schedules active (``pause_on_shutdown=False``): runs that come due meanwhile
+wait as Late until serve starts again.
 
 The ``*_from_file`` flows take a config *file* and overrides instead of a whole config, for
 ``prefect deploy`` (``prefect.yaml``), where parameters are static YAML and the config is
@@ -19,10 +20,16 @@ from typing import Any
 
 from prefect import flow
 
-from pipeline.config import load_config
+from pipeline.config import load_config, validate_tree
 from pipeline.errors import UserError
 from pipeline.runner import SERVER_HINT, check_runner, prefect_api_url
-from pipeline.schedules import ScheduleEntry, flow_parameters, import_flow, load_schedules
+from pipeline.schedules import (
+    ScheduleEntry,
+    entry_flow,
+    flow_parameters,
+    import_flow,
+    load_schedules,
+)
 
 
 class NoServerError(UserError):
@@ -49,14 +56,17 @@ def require_server(timeout_s: float = 5.0) -> str:
         ) from None
 
 
-def build_deployment(entry: ScheduleEntry, base: Path):
-    """A served deployment (RunnerDeployment) of ``entry``'s flow with its schedule."""
-    from pipeline.config import Config
+def build_deployment(entry: ScheduleEntry, schedules_file: Path):
+    """A served deployment (RunnerDeployment) of ``entry``'s flow with its schedule.
 
-    parameters = flow_parameters(entry, base)
-    if "config" in parameters:
-        check_runner(Config.model_validate(parameters["config"]))
-    return import_flow(entry.flow_ref).to_deployment(
+    Offline: every check happens here, nothing is sent to the server yet.
+    """
+    prefect_flow = entry_flow(entry, schedules_file)
+    parameters = flow_parameters(entry, prefect_flow, schedules_file)
+    if parameters.get("config") is not None:
+        source = f"{schedules_file}: deployment {entry.name!r}: config"
+        check_runner(validate_tree(parameters["config"], source))
+    return prefect_flow.to_deployment(
         name=entry.name,
         schedules=[entry.schedule()],
         parameters=parameters,
@@ -67,15 +77,15 @@ def build_deployment(entry: ScheduleEntry, base: Path):
 
 def build_deployments(schedules_file: str | Path) -> list[Any]:
     path = Path(schedules_file)
-    return [build_deployment(entry, path.parent) for entry in load_schedules(path)]
+    return [build_deployment(entry, path) for entry in load_schedules(path)]
 
 
 def serve_schedules(schedules_file: str | Path, limit: int | None = None) -> None:
     """Register and serve every deployment of ``schedules_file`` until interrupted."""
     from prefect import serve
 
+    deployments = build_deployments(schedules_file)  # the whole file checked, offline
     require_server()
-    deployments = build_deployments(schedules_file)
     serve(*deployments, pause_on_shutdown=False, limit=limit, print_starting_message=True)
 
 

@@ -44,6 +44,7 @@ def _on_start() -> None:
     except ValueError:  # not the main thread (an embedding program): leave its handler
         pass
 
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config file (default: the embedded defaults)."),

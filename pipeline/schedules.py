@@ -8,19 +8,24 @@ or ``interval``, a timezone and whether the schedule is active::
       - name: nightly-retrain
         flow: train
         config: clip_activity.yaml      # relative to this file's folder
-        set: [train.epochs=40]
+        set: [train.epochs=40]          # relative paths: against this file's folder too
         cron: "0 2 * * *"
         timezone: Europe/Berlin
         active: true
 
 The config is read and validated when the schedules are registered (``vidtag serve``); its
 resolved values travel as the deployment's ``config`` parameter, so a flow run does not depend
-on the working folder. Edit the config, then restart ``vidtag serve`` to update the deployment.
+on the working folder. Relative paths in ``set`` (``data.videos=../data/inbox``) and in the
+``input``, ``output`` and local ``model`` parameters of ``label`` entries are resolved against
+the schedules file's folder, like ``config``. Each entry's final parameters must bind to its
+flow's signature (nothing missing, nothing unknown), checked before anything is registered.
+Edit the config, then restart ``vidtag serve`` to update the deployment.
 """
 
 from __future__ import annotations
 
 import datetime
+import inspect
 import re
 import zoneinfo
 from pathlib import Path
@@ -29,7 +34,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import Config, DuplicateKeyError, load_config, strict_safe_load
+from pipeline.config import (
+    _PATH_KEYS,
+    Config,
+    ConfigError,
+    DuplicateKeyError,
+    load_config,
+    strict_safe_load,
+)
 from pipeline.errors import UserError
 from pipeline.fileio import read_user_text
 
@@ -39,6 +51,7 @@ FLOWS = {
     "label": "flows.label:label_folder",
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LABEL_PATH_PARAMETERS = ("input", "output", "model")
 
 
 class ScheduleError(UserError):
@@ -107,7 +120,7 @@ class ScheduleEntry(BaseModel):
         path = self.config
         if path is not None and not path.is_absolute():
             path = base / path
-        return load_config(path, self.set)
+        return load_config(path, [_resolve_override(override, base) for override in self.set])
 
     def schedule(self):
         """The Prefect schedule object (its ``active`` flag is this entry's)."""
@@ -158,21 +171,104 @@ def load_schedules(path: str | Path) -> list[ScheduleEntry]:
         raise ScheduleError(f"invalid schedules file {path}:\n{problems}") from None
 
 
+def _resolve_override(override: str, base: Path) -> str:
+    """``key=value`` with a relative path of a path key (``data.videos``...) made absolute."""
+    key, sep, raw = override.partition("=")
+    value = raw.strip()
+    if not sep or tuple(key.strip().split(".")) not in _PATH_KEYS:
+        return override
+    if value.lower() in ("", "null", "~"):
+        return override
+    path = Path(value).expanduser()
+    return override if path.is_absolute() else f"{key}={(base / path).resolve()}"
+
+
+def _resolve_path(value: Any, base: Path) -> Any:
+    """A relative path string made absolute against ``base``; URIs and the rest as they are."""
+    if not isinstance(value, str) or not value or re.match(r"[A-Za-z][\w+.-]+:", value):
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str((base / path).resolve())
+
+
 def import_flow(ref: str):
-    """The flow object named ``module:function``."""
+    """The Prefect flow named ``module:function``."""
     import importlib
+
+    from prefect import Flow
 
     module_name, _, attribute = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, attribute)
-    except (ImportError, AttributeError) as exc:
+        found = getattr(module, attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ScheduleError(f"cannot import flow {ref!r}: {exc}") from None
+    if not isinstance(found, Flow):
+        raise ScheduleError(f"{ref!r} is not a Prefect flow: decorate it with @flow")
+    return found
 
 
-def flow_parameters(entry: ScheduleEntry, base: Path) -> dict[str, Any]:
-    """The deployment's parameters: the resolved config (when given) plus ``parameters``."""
+def _where(entry: ScheduleEntry, schedules_file: Path) -> str:
+    return f"{schedules_file}: deployment {entry.name!r}"
+
+
+def entry_flow(entry: ScheduleEntry, schedules_file: Path):
+    """The Prefect flow ``entry`` names; a ScheduleError naming the file and entry otherwise."""
+    try:
+        return import_flow(entry.flow_ref)
+    except ScheduleError as exc:
+        raise ScheduleError(f"{_where(entry, schedules_file)}: {exc}") from None
+
+
+def flow_parameters(entry: ScheduleEntry, flow: Any, schedules_file: Path) -> dict[str, Any]:
+    """The deployment's parameters, checked against ``flow``'s signature.
+
+    The resolved config (when the flow takes one) plus ``parameters``; relative paths of a
+    ``label`` entry's ``input``, ``output`` and local ``model`` are read against the schedules
+    file's folder.
+    """
+    where = _where(entry, schedules_file)
+    base = schedules_file.parent
+    signature = inspect.signature(flow.fn)
     parameters = dict(entry.parameters)
-    if entry.config is not None or "config" not in parameters:
-        parameters["config"] = entry.load_config(base).model_dump(mode="json")
+    if entry.flow_ref == FLOWS["label"]:
+        for name in _LABEL_PATH_PARAMETERS:
+            if name in parameters:
+                parameters[name] = _resolve_path(parameters[name], base)
+    if "config" in signature.parameters:
+        if entry.config is not None or "config" not in parameters:
+            parameters["config"] = _entry_config(entry, base, where).model_dump(mode="json")
+    elif entry.config is not None or entry.set:
+        raise ScheduleError(f"{where}: flow {entry.flow_ref} takes no config: drop config/set")
+    _check_binds(signature, parameters, f"{where}: flow {entry.flow_ref}")
     return parameters
+
+
+def _entry_config(entry: ScheduleEntry, base: Path, where: str) -> Config:
+    try:
+        return entry.load_config(base)
+    except ConfigError as exc:
+        raise ScheduleError(f"{where}: {exc}") from None
+
+
+def _check_binds(signature: inspect.Signature, parameters: dict[str, Any], where: str) -> None:
+    """A ScheduleError naming every missing and unknown parameter unless they bind."""
+    accepted = signature.parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    required = [n for n, p in accepted.items() if p.kind in named and p.default is p.empty]
+    missing = [n for n in required if n not in parameters]
+    unknown = [n for n in parameters if not takes_any and n not in accepted]
+    problems = []
+    if missing:
+        problems.append(f"needs parameters {', '.join(missing)} (add them under parameters:)")
+    if unknown:
+        takes = ", ".join(accepted) or "none"
+        problems.append(f"takes no parameters {', '.join(unknown)} (it takes {takes})")
+    if not problems:
+        try:
+            signature.bind(**parameters)
+        except TypeError as exc:
+            problems.append(f"cannot take these parameters: {exc}")
+    if problems:
+        raise ScheduleError(f"{where} {'; '.join(problems)}")

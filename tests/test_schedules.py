@@ -14,11 +14,37 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect import flow
 from typer.testing import CliRunner
 
+from flows.deploy import build_deployments
 from pipeline.cli import app
-from pipeline.schedules import ScheduleError, load_schedules
+from pipeline.schedules import ScheduleError, entry_flow, flow_parameters, load_schedules
 from tests.conftest import REPO, tiny_config
+
+
+@flow(name="greet")
+def greet(name: str = "world") -> str:
+    """A flow without a ``config`` parameter, for ``module:function`` entries."""
+    return f"hello {name}"
+
+
+def _schedules(folder: Path, *entries: dict) -> Path:
+    """A schedules file in ``folder`` (with a small config ``c.yaml`` next to it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "c.yaml").write_text(tiny_config(folder, folder / "clips", None, "clip").to_yaml())
+    path = folder / "schedules.yaml"
+    named = [{"name": f"e{i}", "interval": 60, **entry} for i, entry in enumerate(entries)]
+    path.write_text(yaml.safe_dump({"deployments": named}))
+    return path
+
+
+def _serve_without_server(path: Path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = CliRunner().invoke(app, ["serve", "-f", str(path)])
+    return result, " ".join(result.output.split())
 
 
 def test_shipped_schedules_file_is_valid() -> None:
@@ -66,6 +92,85 @@ def test_intervals_accept_seconds_and_units(tmp_path: Path, value, seconds: floa
         yaml.safe_dump({"deployments": [{"name": "n", "flow": "extract", "interval": value}]})
     )
     assert load_schedules(path)[0].interval == seconds
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"flow": "label", "config": "c.yaml"}, "needs parameters input, model, output"),
+        (
+            {"flow": "extract", "config": "c.yaml", "parameters": {"bogus": 1}},
+            "no parameters bogus",
+        ),
+        ({"flow": "tests.test_schedules:greet", "config": "c.yaml"}, "takes no config"),
+        ({"flow": "tests.test_schedules:greet", "parameters": {"nme": "x"}}, "no parameters nme"),
+    ],
+)
+def test_parameters_must_bind_to_the_flow(tmp_path: Path, entry: dict, message: str) -> None:
+    path = _schedules(tmp_path, entry)
+    with pytest.raises(ScheduleError, match=message) as error:
+        build_deployments(path)
+    assert str(path) in str(error.value) and "'e0'" in str(error.value)
+
+
+def test_a_flow_without_config_gets_none(tmp_path: Path) -> None:
+    path = _schedules(tmp_path, {"flow": "tests.test_schedules:greet"})
+    (deployment,) = build_deployments(path)
+    assert deployment.parameters == {}
+
+
+def test_a_function_that_is_not_a_flow_is_one_line(tmp_path: Path) -> None:
+    from pipeline.schedules import import_flow
+
+    with pytest.raises(ScheduleError, match="not a Prefect flow"):
+        import_flow("pipeline.config:load_config")
+    path = _schedules(tmp_path, {"flow": "pipeline.config:load_config"})
+    result, output = _serve_without_server(path)
+    assert result.exit_code == 2, result.output
+    assert "'pipeline.config:load_config' is not a Prefect flow" in output
+    assert "Traceback" not in result.output and "prefect server start" not in output
+
+
+def test_serve_checks_the_file_before_the_server(tmp_path: Path) -> None:
+    path = _schedules(tmp_path, {"flow": "label", "config": "c.yaml"})
+    result, output = _serve_without_server(path)
+    assert result.exit_code == 2, result.output
+    assert "needs parameters input" in output and "PREFECT_API_URL" not in output
+
+
+def test_entry_paths_are_relative_to_the_schedules_file(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "conf"
+    label = {
+        "flow": "label",
+        "config": "c.yaml",
+        "set": ["data.videos=inbox", "features.store=../store", "data.annotations=null"],
+        "parameters": {"input": "inbox", "output": "out", "model": "models:/m@a"},
+    }
+    path = _schedules(folder, label)
+    monkeypatch.chdir(tmp_path)
+    (entry,) = load_schedules(path.relative_to(tmp_path))
+    parameters = flow_parameters(entry, entry_flow(entry, path), path.relative_to(tmp_path))
+    config = parameters["config"]
+    assert config["data"]["videos"] == str(folder / "inbox") == parameters["input"]
+    assert config["features"]["store"] == str(tmp_path / "store")
+    assert config["data"]["annotations"] is None
+    assert parameters["output"] == str(folder / "out") and parameters["model"] == "models:/m@a"
+
+
+def test_shipped_inbox_is_one_folder() -> None:
+    path = REPO / "configs" / "schedules.yaml"
+    entries = {entry.name: entry for entry in load_schedules(path)}
+    extract, label = entries["hourly-inbox-features"], entries["hourly-inbox-labels"]
+    videos = flow_parameters(extract, entry_flow(extract, path), path)["config"]["data"]["videos"]
+    labels = flow_parameters(label, entry_flow(label, path), path)
+    inbox = str(REPO / "data" / "inbox")
+    assert videos == labels["input"] == labels["config"]["data"]["videos"] == inbox
+    tree = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployed = {d["name"]: d["parameters"] for d in tree["deployments"]}
+    # prefect.yaml paths are relative to the repository root (the worker's working folder)
+    assert deployed["hourly-inbox-features"]["overrides"] == ["data.videos=data/inbox"]
+    assert deployed["hourly-inbox-labels"]["parameters"]["input"] == "data/inbox"
+    assert deployed["hourly-inbox-labels"]["overrides"] == ["data.videos=data/inbox"]
 
 
 @pytest.mark.parametrize("api_url", [None, "http://127.0.0.1:9/api"])
