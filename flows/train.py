@@ -10,12 +10,14 @@ from prefect import flow
 from flows.extract import extract_features
 from pipeline.config import Config
 from pipeline.progress import reporter
-from pipeline.training_job import run_training
+from pipeline.training_job import require_test_checkpoint, run_training
 
 
 @flow(name="train")
 def train(config: Config, resume: bool = False, test_only: bool = False) -> dict[str, Any]:
     """Extract the features of ``config.data.videos``, then train and log one MLflow run."""
+    if test_only:
+        require_test_checkpoint(config)  # before the extraction, not after it
     extraction = extract_features(config, print_summary=False)
     outcome = run_training(config, resume=resume, test_only=test_only, on_epoch=reporter().epoch)
     return {**asdict(outcome), "extraction": extraction}

@@ -75,6 +75,19 @@ def checkpoint_path(cfg: Config, fingerprint: str) -> Path:
     return Path(cfg.train.checkpoint_dir) / f"{fingerprint}-{config_hash}" / "last.pt"
 
 
+def require_test_checkpoint(cfg: Config) -> Path:
+    """The checkpoint ``--test-only`` evaluates; a UserError when there is none. Needs only the
+    annotations, so callers check it before any extraction."""
+    annotations = assign_splits(
+        load_annotations(cfg.data), cfg.data.val_fraction, cfg.data.test_fraction,
+        cfg.data.split_seed,
+    )  # fmt: skip
+    checkpoint = checkpoint_path(cfg, dataset_fingerprint(annotations))
+    if not checkpoint.is_file():
+        raise UserError(f"--test-only: no checkpoint at {checkpoint}; train first")
+    return checkpoint
+
+
 def _loader(samples, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     dataset = SequenceDataset(samples)
     sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
@@ -167,9 +180,7 @@ def run_training(
     with tracking.tracked_run(cfg, tags) as run:
         tracking.log_config(cfg, classes)
         if test_only:
-            if not checkpoint.is_file():
-                raise UserError(f"--test-only: no checkpoint at {checkpoint}; train first")
-            state = load_checkpoint(checkpoint, model)
+            state = load_checkpoint(require_test_checkpoint(cfg), model)
             model.load_state_dict(state["best_model"])
             best_epoch, epochs_run = state["best_epoch"], state["epoch"]
         else:

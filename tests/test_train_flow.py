@@ -226,3 +226,14 @@ def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
     client.delete_experiment(client.create_experiment("gone"))
     with pytest.raises(TrackingError, match="'gone' is deleted .*restore it"):
         ensure_experiment(uri, "gone")
+
+
+def test_test_only_without_a_checkpoint_stops_before_extracting(
+    prefect_api, clip_dataset, tmp_path
+):
+    cfg = tiny_config(tmp_path, clip_dataset, clip_dataset / "labels.csv", "clip")
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["train", "-c", str(path), "--test-only"])
+    assert result.exit_code == 2 and "no checkpoint at" in result.output, result.output
+    assert not list(Path(cfg.features.store).rglob("*.safetensors"))  # nothing was extracted
