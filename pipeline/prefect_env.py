@@ -21,6 +21,9 @@ def configure(verbose: bool = False, run_logs: bool = True) -> None:
     if not verbose and not run_logs:
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
+        # The temporary server's services log cancelled event flushes as tracebacks when a
+        # quick run (every video already stored) shuts it down: nothing the user can act on.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     # A telemetry write races the temporary server's database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -17,6 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE_ALIAS = "candidate"
 
 
+MODEL_URI_FORMS = (
+    "give models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a local model folder"
+)
+
+
 class TrackingError(UserError):
     """The tracking server cannot be used (unreachable, refused, bad URI)."""
 
@@ -259,7 +264,8 @@ def load_model(uri: str):
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/")))
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
-        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+        hint = "" if ":/" in uri else f" ({MODEL_URI_FORMS})"
+        raise TrackingError(f"cannot load model {uri}: {exc}{hint}") from None
     artifacts = local / "artifacts"
     folder = artifacts if artifacts.is_dir() else local
     return load_model_files({name: folder / name for name in FILES})

@@ -138,6 +138,31 @@ def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dat
     assert not (tmp_path / "store").exists()  # stopped before any video was touched
 
 
+def test_weights_that_cannot_be_fetched_are_one_error_before_any_video(
+    prefect_api, clip_dataset, tmp_path, monkeypatch
+):
+    import torchvision.models as tvm
+
+    calls = []
+
+    def offline(name, weights=None, **kwargs):
+        if weights is None:
+            return real_get_model(name, weights=None, **kwargs)
+        calls.append(name)
+        raise OSError("Name or service not known")  # what urllib raises with no network
+
+    real_get_model = tvm.get_model
+    monkeypatch.setattr(tvm, "get_model", offline)
+    result = CliRunner().invoke(
+        app,
+        ["extract", "--set", f"data.videos={clip_dataset}", "--set",
+         f"features.store={tmp_path / 'store'}", "--set", "features.weights=DEFAULT"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "could not fetch the pretrained weights" in result.output and len(calls) == 1
+    assert not list((tmp_path / "store").rglob("*.safetensors"))
+
+
 # --- manifests ------------------------------------------------------------------------------
 
 
