@@ -17,7 +17,7 @@ from flows.common import collect, per_video_task
 from pipeline.config import Config
 from pipeline.discovery import discover_videos
 from pipeline.errors import UserError
-from pipeline.extraction import VideoResult, extract_one
+from pipeline.extraction import VideoResult, extract_one, get_extractor
 from pipeline.features import spec_from_config
 from pipeline.jobs import JobSummary
 from pipeline.progress import reporter
@@ -40,6 +40,9 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
     videos = discover_videos(config.data.videos, config.data.extensions)
     spec = spec_from_config(config)
+    # Built once before any video (local tasks reuse it): a bad backbone or weights that cannot
+    # be fetched is one error, whatever started the flow, not one failure per video.
+    get_extractor(spec, config)
     FeatureStore(config.features.store).write_spec(spec.key(), spec.to_dict())
     summary = JobSummary(job="extract", extractor_key=spec.key())
     # runner.kind picks the runner at run time (CLI, subflow of train, deployments alike).

@@ -22,7 +22,6 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     if cfg.data.videos is None:
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
-    _load_extractor_early(cfg)
     videos = discover_videos(cfg.data.videos, cfg.data.extensions)
     console.print(f"extracting features of {len(videos)} videos into {cfg.features.store}")
     from flows.extract import extract_features
@@ -43,16 +42,6 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
 _EPOCH_SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_frame_accuracy", "val_f1_50")
 
 
-def _load_extractor_early(cfg: Config) -> None:
-    """Build the extractor once, before any video: a misspelt backbone, a missing weights file
-    or weights that cannot be downloaded (offline) is then one error, not one per video. The
-    tasks of a local run reuse it (one extractor per process)."""
-    from pipeline.extraction import get_extractor
-    from pipeline.features import spec_from_config
-
-    get_extractor(spec_from_config(cfg), cfg)
-
-
 def run_train(
     cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
 ) -> dict[str, Any]:
@@ -63,7 +52,6 @@ def run_train(
     configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     check_reachable(resolve_uri(cfg))  # before any long work
-    _load_extractor_early(cfg)
     from flows.train import train
     from pipeline.prefect_env import lean_flow_runs
 

@@ -172,7 +172,6 @@ class OpenCVFrames:
     ) -> None:
         self.path = path
         self.rotation = rotation
-        self.decoded = 0  # frames decoded so far: where a failure happened
         self.lost: list[tuple[int, int]] = []  # (first, last) native indices never decoded
         self.out_of_sync = False
         self._clock = clock
@@ -216,7 +215,6 @@ class OpenCVFrames:
             self.out_of_sync = True
             return False
         self._current = placed
-        self.decoded += 1
         return True
 
     def _place(self, expected: int) -> int | None:

@@ -127,12 +127,16 @@ def test_extract_without_videos_is_a_clear_error(missing: str) -> None:
     assert result.exit_code == 2 and "data.videos" in result.output
 
 
-def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dataset, tmp_path):
-    result = CliRunner().invoke(
+def _extract_with(videos: Path, store: Path, setting: str):
+    return CliRunner().invoke(
         app,
-        ["extract", "--set", f"data.videos={clip_dataset}", "--set",
-         f"features.store={tmp_path / 'store'}", "--set", "features.backbone=resnet181"],
+        ["extract", "--set", f"data.videos={videos}", "--set", f"features.store={store}",
+         "--set", setting],
     )  # fmt: skip
+
+
+def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dataset, tmp_path):
+    result = _extract_with(clip_dataset, tmp_path / "store", "features.backbone=resnet181")
     assert result.exit_code == 2, result.output
     assert "unknown backbone 'resnet181'" in result.output and "resnet18" in result.output
     assert not (tmp_path / "store").exists()  # stopped before any video was touched
@@ -153,11 +157,7 @@ def test_weights_that_cannot_be_fetched_are_one_error_before_any_video(
 
     real_get_model = tvm.get_model
     monkeypatch.setattr(tvm, "get_model", offline)
-    result = CliRunner().invoke(
-        app,
-        ["extract", "--set", f"data.videos={clip_dataset}", "--set",
-         f"features.store={tmp_path / 'store'}", "--set", "features.weights=DEFAULT"],
-    )  # fmt: skip
+    result = _extract_with(clip_dataset, tmp_path / "store", "features.weights=DEFAULT")
     assert result.exit_code == 2, result.output
     assert "could not fetch the pretrained weights" in result.output and len(calls) == 1
     assert not list((tmp_path / "store").rglob("*.safetensors"))
