@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipeline.demo
+	$(BIN)/python -m pipeline.cli.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

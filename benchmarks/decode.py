@@ -79,7 +79,7 @@ def write_video(path: Path, codec: str, size: tuple[int, int], seconds: int) -> 
 
 def worker(path: str, backend: str, mode: str) -> None:
     """Decode one file once; print frames/s and this process's peak RSS as JSON."""
-    from pipeline.video import iter_chunks
+    from pipeline.video.decode import iter_chunks
 
     started = time.perf_counter()
     stream = iter_chunks(path, backend=backend, **MODES[mode])  # probing happens here
@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(*args.worker)
-    from pipeline.video_backends import decord_available
+    from pipeline.video._backends import decord_available
 
     backends = ["opencv"] + (["decord"] if decord_available() else [])
     short, long = (10, 60) if args.quick else (60, 600)

@@ -44,10 +44,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     args = parser.parse_args()
 
-    from pipeline.prefect_env import configure
+    from flows.prefect_env import configure
 
     configure()
-    from pipeline.synth import write_dataset
+    from pipeline.synth.dataset import write_dataset
     from tests.servers import running_prefect_server
 
     with (

@@ -20,16 +20,16 @@ from typing import Any
 
 from prefect import flow
 
-from pipeline.config import load_config, validate_tree
-from pipeline.errors import UserError
-from pipeline.runner import SERVER_HINT, check_runner, prefect_api_url
-from pipeline.schedules import (
+from flows.runner import SERVER_HINT, check_runner, prefect_api_url
+from flows.schedules import (
     ScheduleEntry,
     entry_flow,
     flow_parameters,
     import_flow,
     load_schedules,
 )
+from pipeline.config import load_config, validate_tree
+from pipeline.errors import UserError
 
 
 class NoServerError(UserError):

@@ -14,15 +14,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import collect, per_video_task
+from flows.runner import task_mapper
 from pipeline.config import Config
-from pipeline.discovery import discover_videos
+from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
-from pipeline.extraction import VideoResult, extract_one, get_extractor
-from pipeline.features import spec_from_config
+from pipeline.features.extract import VideoResult, extract_one, get_extractor
+from pipeline.features.extractor import spec_from_config
+from pipeline.features.store import FeatureStore
 from pipeline.jobs import JobSummary
 from pipeline.progress import reporter
-from pipeline.runner import task_mapper
-from pipeline.store import FeatureStore
 
 
 @per_video_task("extract-video", "extract {video}")

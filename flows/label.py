@@ -16,10 +16,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import collect, per_video_task
+from flows.runner import task_mapper
 from pipeline.config import Config
-from pipeline.discovery import discover_videos
+from pipeline.data.discovery import discover_videos
 from pipeline.jobs import JobSummary
-from pipeline.label_outputs import (
+from pipeline.labeling.outputs import (
     INDEX_HTML,
     SUMMARY_COLUMNS,
     SUMMARY_CSV,
@@ -29,10 +30,9 @@ from pipeline.label_outputs import (
     summary_csv_text,
     write_if_changed,
 )
-from pipeline.label_page import index_html
-from pipeline.labeling import check_spec, get_model, label_one, resolve_model
+from pipeline.labeling.page import index_html
+from pipeline.labeling.predict import check_spec, get_model, label_one, resolve_model
 from pipeline.progress import reporter
-from pipeline.runner import task_mapper
 
 
 @per_video_task("label-video", "label {relative}")
@@ -69,7 +69,7 @@ def label_folder(
     whose outputs are current. Returns the job summary plus the paths of summary.csv and
     index.html.
     """
-    from pipeline.tracking import resolve_uri
+    from pipeline.tracking.mlflow import resolve_uri
 
     cfg = (config or Config()).model_copy(deep=True)
     if overwrite is not None:

@@ -10,7 +10,7 @@ from prefect import flow
 from flows.extract import extract_features
 from pipeline.config import Config
 from pipeline.progress import reporter
-from pipeline.training_job import require_test_checkpoint, run_training
+from pipeline.training.job import require_test_checkpoint, run_training
 
 
 @flow(name="train")

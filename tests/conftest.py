@@ -56,7 +56,7 @@ def prefect_api():
     """One temporary Prefect API for the whole session (starting one costs 10-20 s)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from pipeline.prefect_env import configure, lean_flow_runs
+    from flows.prefect_env import configure, lean_flow_runs
 
     configure()
     with prefect_test_harness(server_startup_timeout=120), lean_flow_runs():
@@ -94,7 +94,7 @@ def tiny_config(root: Path, videos: Path, annotations: Path | None, task: str, *
 @pytest.fixture(scope="session")
 def clip_dataset(tmp_path_factory) -> Path:
     """36 short synthetic clip videos (6 classes incl. two order-reversed pairs)."""
-    from pipeline.synth import write_dataset
+    from pipeline.synth.dataset import write_dataset
 
     root = tmp_path_factory.mktemp("clip_data")
     write_dataset(root, task="clip", videos=36, seed=1, duration_s=(2.0, 4.0))
@@ -103,7 +103,7 @@ def clip_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def frame_dataset(tmp_path_factory) -> Path:
-    from pipeline.synth import write_dataset
+    from pipeline.synth.dataset import write_dataset
 
     root = tmp_path_factory.mktemp("frame_data")
     write_dataset(root, task="frame", videos=16, seed=2, segments=(3, 5))

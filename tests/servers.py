@@ -142,7 +142,7 @@ def on_prefect_server(prefect_server: Server) -> Iterator[Server]:
         temporary_settings,
     )
 
-    from pipeline.prefect_env import configure
+    from flows.prefect_env import configure
 
     configure()
     settings = {PREFECT_API_URL: prefect_server.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}

@@ -10,7 +10,8 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from pipeline.annotations import (
+from pipeline.config import DataConfig
+from pipeline.data.annotations import (
     AnnotationError,
     Annotations,
     Segment,
@@ -18,7 +19,6 @@ from pipeline.annotations import (
     load_annotations,
     write_segments_csv,
 )
-from pipeline.config import DataConfig
 from pipeline.errors import UserError
 
 CLIP_VIDEOS = {"cook/a.mp4": "cook", "cook/b.mp4": "cook", "wash/c.mov": "wash"}

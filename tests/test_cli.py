@@ -6,7 +6,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.app import app
 from tests.conftest import REPO
 
 
@@ -42,7 +42,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from pipeline.cli import app\n"
+        "from pipeline.cli.app import app\n"
         "CliRunner().invoke(app, ['--help'])\n"
         "heavy = [m for m in ('torch', 'prefect', 'mlflow', 'cv2') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
@@ -56,7 +56,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_sigterm_unwinds_like_ctrl_c_so_cleanup_runs() -> None:
     import signal
 
-    from pipeline.cli import _on_start
+    from pipeline.cli.app import _on_start
 
     before = signal.getsignal(signal.SIGTERM)
     try:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.claims import ClaimTimeout, claim
-from pipeline.store import FeatureStore
-from pipeline.store_admin import verify
+from pipeline.features.store import FeatureStore
+from pipeline.features.store_admin import verify
 from tests.conftest import REPO, tiny_config
 
 RUN = """
 import json, sys
-from pipeline.prefect_env import configure
+from flows.prefect_env import configure
 configure()
 from pipeline.config import load_config
 from flows.extract import extract_features

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.app import app
 from pipeline.config import Config, ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -177,7 +177,7 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
 
 
 def test_duplicate_keys_in_schedules_file_are_schedule_errors(tmp_path: Path) -> None:
-    from pipeline.schedules import ScheduleError, load_schedules
+    from flows.schedules import ScheduleError, load_schedules
 
     path = tmp_path / "schedules.yaml"
     path.write_text(

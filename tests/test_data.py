@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.annotations import Annotations, Segment, VideoAnnotation
-from pipeline.data import (
+from pipeline.data.annotations import Annotations, Segment, VideoAnnotation
+from pipeline.data.datasets import (
     IGNORE_INDEX,
     BucketBatchSampler,
     Sample,

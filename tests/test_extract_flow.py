@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.store import FeatureStore
-from pipeline.store_admin import verify
+from pipeline.cli.app import app
+from pipeline.features.store import FeatureStore
+from pipeline.features.store_admin import verify
 from tests.conftest import REPO, tiny_config
 
 
@@ -95,7 +95,7 @@ def test_killed_extraction_resumes_without_redoing_or_corrupting(
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(cfg.to_yaml())
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    command = [sys.executable, "-m", "pipeline.cli", "extract", "-c", str(cfg_path)]
+    command = [sys.executable, "-m", "pipeline.cli.app", "extract", "-c", str(cfg_path)]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -173,7 +173,7 @@ def _manifest(folder: Path, name: str, data: bytes) -> Path:
 
 
 def test_text_manifest_keeps_whole_lines_with_spaces(tmp_path: Path) -> None:
-    from pipeline.discovery import discover_videos
+    from pipeline.data.discovery import discover_videos
 
     text = "# for review\n\nmy clip.mp4\n  sub dir/second take.mp4  \n#skipped.mp4\nplain.mp4\n"
     manifest = _manifest(tmp_path, "list.txt", text.encode())
@@ -183,7 +183,7 @@ def test_text_manifest_keeps_whole_lines_with_spaces(tmp_path: Path) -> None:
 
 
 def test_csv_manifest_with_a_bom_is_read_as_csv(tmp_path: Path) -> None:
-    from pipeline.discovery import discover_videos
+    from pipeline.data.discovery import discover_videos
 
     data = "\ufeffvideo,label\r\nmy clip.mp4,walk\r\nb.mp4,run\r\n".encode()
     videos = discover_videos(_manifest(tmp_path, "excel.csv", data), [".mp4"])
@@ -199,7 +199,7 @@ def test_csv_manifest_with_a_bom_is_read_as_csv(tmp_path: Path) -> None:
     ],
 )
 def test_bad_manifests_are_one_line_user_errors(tmp_path: Path, name, data, message) -> None:
-    from pipeline.discovery import DiscoveryError, discover_videos
+    from pipeline.data.discovery import DiscoveryError, discover_videos
 
     manifest = _manifest(tmp_path, name, data)
     with pytest.raises(DiscoveryError, match=message) as caught:

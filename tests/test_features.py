@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.backbones import BackboneError, load_backbone, weights_id
 from pipeline.config import load_config
-from pipeline.features import ExtractorSpec, FeatureExtractor, spec_from_config
+from pipeline.features.backbones import BackboneError, load_backbone, weights_id
+from pipeline.features.extractor import ExtractorSpec, FeatureExtractor, spec_from_config
 
 BACKBONES = {
     "resnet18": 512,
@@ -178,7 +178,7 @@ def test_failed_compile_falls_back_to_eager_with_a_warning(monkeypatch) -> None:
 
 
 def test_auto_compile_waits_until_the_job_is_long(monkeypatch) -> None:
-    import pipeline.features as features
+    import pipeline.features.extractor as features
 
     calls = []
     monkeypatch.setattr(features, "AUTO_COMPILE_AFTER_FRAMES", 10)
@@ -193,7 +193,7 @@ def test_auto_compile_waits_until_the_job_is_long(monkeypatch) -> None:
 def test_compile_cache_goes_where_asked_unless_the_user_chose_one(monkeypatch, tmp_path) -> None:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    from pipeline.features import _use_compile_cache
+    from pipeline.features.extractor import _use_compile_cache
 
     # torchvision's import has already put inductor's default here: that is not a choice.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the default, inside this test

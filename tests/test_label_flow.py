@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.app import app
 from tests.conftest import shared_video_files, tiny_config
 from tests.test_labeling import parse_vtt
 
@@ -128,8 +128,8 @@ def per_video_files(output: Path) -> dict[str, int]:
 
 def test_every_good_video_gets_all_three_valid_files(labelled: Labelled) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from pipeline.label_outputs import LABELS_SCHEMA
-    from pipeline.labeling import expand_frame_runs
+    from pipeline.labeling.outputs import LABELS_SCHEMA
+    from pipeline.labeling.predict import expand_frame_runs
 
     rows = summary_rows(labelled.output)
     assert set(rows) == set(good_videos(labelled)) | set(DAMAGED), labelled.output_text
@@ -176,8 +176,8 @@ def test_videos_sharing_a_stem_keep_their_extension(labelled: Labelled) -> None:
 
 
 def test_synthetic_segments_match_the_ground_truth(labelled: Labelled) -> None:
-    from pipeline.labeling import expand_frame_runs
-    from pipeline.metrics import segment_f1
+    from pipeline.labeling.predict import expand_frame_runs
+    from pipeline.training.metrics import segment_f1
 
     preds, trues = [], []
     for video in labelled.held_out:
@@ -242,7 +242,7 @@ def test_an_interrupted_run_is_finished_by_the_next_one(labelled, tmp_path) -> N
 
 
 def test_overwrite_relabels_and_min_segment_s_counts_as_a_change(labelled, tmp_path) -> None:
-    from pipeline.labeling import expand_frame_runs
+    from pipeline.labeling.predict import expand_frame_runs
 
     out = copy_output(labelled, tmp_path)
     synthetic = labelled.input / "synthetic"
@@ -273,8 +273,8 @@ def test_a_moved_alias_relabels_with_the_version_it_points_at_now(labelled, tmp_
     from mlflow import MlflowClient
 
     from models.rnn import model_config_dict
-    from pipeline.model_io import save_model_dir
-    from pipeline.tracking import CANDIDATE_ALIAS, load_model, log_model
+    from pipeline.tracking.mlflow import CANDIDATE_ALIAS, load_model, log_model
+    from pipeline.tracking.model_io import save_model_dir
 
     cfg = labelled.trained.cfg
     mlflow.set_tracking_uri(cfg.tracking.uri)
@@ -311,8 +311,8 @@ def test_a_clip_model_from_a_local_folder_labels_the_whole_video(labelled, tmp_p
 
     from flows.label import label_folder
     from models.rnn import build_model
-    from pipeline.model_io import save_model_dir
-    from pipeline.tracking import load_model
+    from pipeline.tracking.mlflow import load_model
+    from pipeline.tracking.model_io import save_model_dir
 
     cfg = labelled.trained.cfg
     mlflow.set_tracking_uri(cfg.tracking.uri)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.label_outputs import (
+from pipeline.labeling.outputs import (
     LABELS_SCHEMA,
     OutputPaths,
     current_document,
@@ -22,8 +22,8 @@ from pipeline.label_outputs import (
     write_if_changed,
     write_outputs,
 )
-from pipeline.label_page import render_index
-from pipeline.labeling import (
+from pipeline.labeling.page import render_index
+from pipeline.labeling.predict import (
     Run,
     expand_frame_runs,
     frame_bounds,
@@ -354,8 +354,8 @@ def _random_model(task: str = "clip", seed: int = 0):
     import torch
 
     from models.rnn import build_model
-    from pipeline.features import ExtractorSpec
-    from pipeline.model_io import TrainedModel
+    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.tracking.model_io import TrainedModel
 
     torch.manual_seed(seed)
     module = build_model(task, 8, 3, {"hidden": 8, "layers": 1}).eval()
@@ -364,7 +364,7 @@ def _random_model(task: str = "clip", seed: int = 0):
 
 
 def test_model_fingerprint_follows_the_weights() -> None:
-    from pipeline.labeling import model_fingerprint
+    from pipeline.labeling.predict import model_fingerprint
 
     assert model_fingerprint(_random_model()) == model_fingerprint(_random_model())
     assert model_fingerprint(_random_model()) != model_fingerprint(_random_model(seed=1))
@@ -373,7 +373,7 @@ def test_model_fingerprint_follows_the_weights() -> None:
 def test_predict_table_turns_a_missing_video_into_a_failed_row(tmp_path) -> None:
     import pandas as pd
 
-    from pipeline.labeling import predict_table
+    from pipeline.labeling.predict import predict_table
 
     table = predict_table(_random_model("frame"), pd.DataFrame({"video": [tmp_path / "x.mp4"]}), {})
     assert list(table.columns) == ["video", "status", "label", "score", "error", "segments"]
@@ -384,7 +384,7 @@ def test_a_model_from_another_decoder_version_is_refused() -> None:
     from dataclasses import replace
 
     from pipeline.errors import UserError
-    from pipeline.labeling import check_spec
+    from pipeline.labeling.predict import check_spec
 
     spec = _random_model().spec
     check_spec(spec)
@@ -393,7 +393,7 @@ def test_a_model_from_another_decoder_version_is_refused() -> None:
 
 
 def test_labels_json_text_is_valid_json_with_one_segment_per_line(tmp_path) -> None:
-    from pipeline.label_outputs import document_text
+    from pipeline.labeling.outputs import document_text
 
     doc = document()
     text = document_text(doc)
@@ -407,8 +407,8 @@ def _register(folder: Path, model, name: str) -> str:
     import mlflow
 
     from models.rnn import model_config_dict
-    from pipeline.model_io import save_model_dir
-    from pipeline.tracking import log_model
+    from pipeline.tracking.mlflow import log_model
+    from pipeline.tracking.model_io import save_model_dir
 
     config = model_config_dict(model.module)
     save_model_dir(folder, model.module, config, model.spec, model.classes, model.background)
@@ -421,7 +421,7 @@ def registry(tmp_path):
     """A SQLite MLflow store in ``tmp_path`` (the previous tracking URI restored after)."""
     import mlflow
 
-    from pipeline.tracking import ensure_experiment
+    from pipeline.tracking.mlflow import ensure_experiment
 
     previous = mlflow.get_tracking_uri()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -432,7 +432,7 @@ def registry(tmp_path):
 
 
 def test_an_alias_loads_the_version_it_points_at_now(registry, tmp_path) -> None:
-    from pipeline.labeling import get_model
+    from pipeline.labeling.predict import get_model
 
     uri = "models:/label-cache@candidate"
     assert _register(tmp_path / "v1", _random_model(), "label-cache") == "1"
@@ -449,14 +449,19 @@ def test_an_alias_loads_the_version_it_points_at_now(registry, tmp_path) -> None
 
 
 def test_an_alias_that_names_nothing_is_a_clear_error(registry) -> None:
-    from pipeline.labeling import get_model
-    from pipeline.tracking import TrackingError
+    from pipeline.labeling.predict import get_model
+    from pipeline.tracking.mlflow import TrackingError
 
     with pytest.raises(TrackingError, match="models:/no-such-model@candidate"):
         get_model("models:/no-such-model@candidate", registry)
 
 
-PREDICT_PATH = ("pipeline.mlflow_pyfunc", "pipeline.labeling", "pipeline.extraction", "models.rnn")
+PREDICT_PATH = (
+    "pipeline.labeling.pyfunc",
+    "pipeline.labeling.predict",
+    "pipeline.features.extract",
+    "models.rnn",
+)
 # Imported on the predict path but not the model's own requirement: mlflow requires pandas;
 # decord is optional (`decode.backend: auto` decodes with OpenCV).
 NOT_REQUIRED = {"pandas", "decord"}
@@ -483,7 +488,7 @@ def test_the_pyfunc_requires_every_distribution_its_predict_path_imports() -> No
     import sys
     from importlib.metadata import packages_distributions
 
-    from pipeline.tracking import _requirements
+    from pipeline.tracking.mlflow import _requirements
 
     script = (
         "import importlib, sys\n"

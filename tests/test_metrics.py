@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.metrics import (
+from pipeline.training.metrics import (
     clip_metrics,
     confusion_figure,
     confusion_matrix,

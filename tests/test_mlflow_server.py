@@ -57,7 +57,7 @@ def test_training_through_a_remote_tracking_server(
     # The model comes back through the server's proxied artifact store.
     import mlflow
 
-    from pipeline.tracking import load_model
+    from pipeline.tracking.mlflow import load_model
 
     mlflow.set_tracking_uri(mlflow_server.url)
     loaded = load_model("models:/remote-clip@candidate")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.runner import RunnerError, check_runner, task_runner_for, with_runner
+from flows.runner import RunnerError, check_runner, task_runner_for, with_runner
 from tests.conftest import tiny_config
 
 VIDEOS = 6
@@ -23,7 +23,7 @@ def small_folder(clip_dataset: Path, tmp_path_factory) -> Path:
 
 
 def _features(cfg) -> dict[str, np.ndarray]:
-    from pipeline.store import FeatureStore, read_entry
+    from pipeline.features.store import FeatureStore, read_entry
 
     store = FeatureStore(cfg.features.store)
     return {e.video_key: read_entry(e.path).features.astype(np.float32) for e in store.entries()}
@@ -34,8 +34,8 @@ def _random_model(cfg, folder: Path) -> Path:
     import torch
 
     from models.rnn import build_model, model_config_dict
-    from pipeline.features import spec_from_config
-    from pipeline.model_io import save_model_dir
+    from pipeline.features.extractor import spec_from_config
+    from pipeline.tracking.model_io import save_model_dir
 
     torch.manual_seed(0)
     module = build_model("clip", 512, 3, cfg.model)
@@ -125,7 +125,7 @@ def test_dask_without_a_prefect_server_is_refused_with_the_fix(tmp_path) -> None
 def test_remote_scheduler_that_does_not_answer_is_a_clear_error(tmp_path, monkeypatch) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    monkeypatch.setattr("pipeline.runner.CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr("flows.runner.CONNECT_TIMEOUT_S", 2.0)
     sets = {"runner.kind": "dask", "runner.address": "tcp://127.0.0.1:9"}
     cfg = tiny_config(tmp_path, tmp_path, None, "clip", **sets)
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):

@@ -18,8 +18,8 @@ from prefect import flow
 from typer.testing import CliRunner
 
 from flows.deploy import build_deployments
-from pipeline.cli import app
-from pipeline.schedules import ScheduleError, entry_flow, flow_parameters, load_schedules
+from flows.schedules import ScheduleError, entry_flow, flow_parameters, load_schedules
+from pipeline.cli.app import app
 from tests.conftest import REPO, tiny_config
 
 
@@ -56,7 +56,7 @@ def test_shipped_schedules_file_is_valid() -> None:
 
 
 def test_shipped_prefect_yaml_names_real_flows() -> None:
-    from pipeline.schedules import import_flow
+    from flows.schedules import import_flow
 
     tree = yaml.safe_load((REPO / "prefect.yaml").read_text())
     for deployment in tree["deployments"]:
@@ -120,7 +120,7 @@ def test_a_flow_without_config_gets_none(tmp_path: Path) -> None:
 
 
 def test_a_function_that_is_not_a_flow_is_one_line(tmp_path: Path) -> None:
-    from pipeline.schedules import import_flow
+    from flows.schedules import import_flow
 
     with pytest.raises(ScheduleError, match="not a Prefect flow"):
         import_flow("pipeline.config:load_config")
@@ -243,7 +243,7 @@ def test_serve_runs_a_scheduled_extraction_and_leaves_it_active(
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "pipeline.cli.app",
         "serve",
         "-f",
         str(tmp_path / "schedules.yaml"),

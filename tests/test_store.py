@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.store import FeatureStore, StoreCorruptError
-from pipeline.store_admin import StoreAdminError, gc, verify
+from pipeline.cli.app import app
+from pipeline.features.store import FeatureStore, StoreCorruptError
+from pipeline.features.store_admin import StoreAdminError, gc, verify
 
 X1 = "0123456789abcdef0123"  # shaped like ExtractorSpec.key(): 20 hex digits
 OTHER = "fedcba9876543210fedc"
@@ -145,8 +145,8 @@ def test_store_cli(tmp_path: Path) -> None:
 
 
 def test_extractor_key_shape_matches_the_spec_key() -> None:
-    from pipeline.features import ExtractorSpec
-    from pipeline.store import is_extractor_key
+    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.features.store import is_extractor_key
 
     spec = ExtractorSpec("resnet18", "none:seed0", 64, 5.0, None, "fp32", "2")
     assert is_extractor_key(spec.key()) and is_extractor_key(X1)
@@ -270,7 +270,7 @@ def test_corrupt_error_names_the_file_once_and_pickles(tmp_path: Path) -> None:
 
 
 def test_video_key_of_a_missing_path_or_folder_is_a_video_error(tmp_path: Path) -> None:
-    from pipeline.video_errors import NotAVideoError, VideoNotFoundError
+    from pipeline.video.errors import NotAVideoError, VideoNotFoundError
 
     store = FeatureStore(tmp_path / "store")
     with pytest.raises(VideoNotFoundError, match="missing.mp4: no such file"):

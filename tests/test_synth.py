@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.synth import (
+from pipeline.synth.dataset import (
     BACKGROUND,
     CLIP_CLASSES,
     FPS_CHOICES,

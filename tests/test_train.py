@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader
 
 from models.rnn import build_model
 from pipeline.config import ModelConfig, TrainConfig
-from pipeline.data import BucketBatchSampler, Sample, SequenceDataset, collate
-from pipeline.train import evaluate, fit, load_checkpoint, loss_function
+from pipeline.data.datasets import BucketBatchSampler, Sample, SequenceDataset, collate
+from pipeline.training.loop import evaluate, fit, load_checkpoint, loss_function
 
 DIM = 12
 # Mixed-sign directions: LayerNorm over the feature axis would erase a signal equal on every dim.

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.synth import REVERSED_PAIRS
+from pipeline.cli.app import app
+from pipeline.synth.dataset import REVERSED_PAIRS
 from tests.conftest import tiny_config
 
 REVERSED = {label for pair in REVERSED_PAIRS for label in pair}
@@ -20,9 +20,9 @@ REVERSED = {label for pair in REVERSED_PAIRS for label in pair}
 
 def _held_out_features(cfg, classes: set[str]):
     """(features, label) of the val+test videos of ``classes``, read from the store."""
-    from pipeline.annotations import load_annotations
-    from pipeline.features import spec_from_config
-    from pipeline.store import FeatureStore
+    from pipeline.data.annotations import load_annotations
+    from pipeline.features.extractor import spec_from_config
+    from pipeline.features.store import FeatureStore
 
     store = FeatureStore(cfg.features.store)
     key = spec_from_config(cfg).key()
@@ -58,8 +58,8 @@ def test_train_cli_prints_run_version_metrics_and_ui_command(clip_run) -> None:
 
 
 def test_gru_separates_reversed_pairs_where_order_blind_baseline_cannot(clip_run) -> None:
-    from pipeline.tracking import load_model
-    from pipeline.training_job import run_training
+    from pipeline.tracking.mlflow import load_model
+    from pipeline.training.job import run_training
 
     cfg, _ = clip_run
     import mlflow
@@ -82,7 +82,7 @@ def test_gru_separates_reversed_pairs_where_order_blind_baseline_cannot(clip_run
 
 
 def test_registered_model_loads_in_a_fresh_process_without_pickle(clip_run, tmp_path) -> None:
-    from pipeline.tracking import load_model
+    from pipeline.tracking.mlflow import load_model
 
     cfg, _ = clip_run
     import mlflow
@@ -151,7 +151,7 @@ def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> Non
 def test_failed_run_ends_failed(prefect_api, clip_dataset, tmp_path) -> None:
     from mlflow import MlflowClient
 
-    from pipeline.tracking import tracked_run
+    from pipeline.tracking.mlflow import tracked_run
 
     cfg = tiny_config(tmp_path, clip_dataset, None, "clip")
     with pytest.raises(RuntimeError), tracked_run(cfg, {"task": "clip"}) as run:
@@ -196,7 +196,7 @@ def _one_video_per_class(root: Path, split_column: bool) -> Path:
 
 
 def test_an_empty_validation_split_says_how_splits_were_assigned(tmp_path) -> None:
-    from pipeline.training_job import EmptySplit, prepare
+    from pipeline.training.job import EmptySplit, prepare
 
     labels = _one_video_per_class(tmp_path / "videos", split_column=False)
     with pytest.raises(EmptySplit) as error:
@@ -209,7 +209,7 @@ def test_an_empty_validation_split_says_how_splits_were_assigned(tmp_path) -> No
 
 
 def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> None:
-    from pipeline.training_job import EmptySplit, prepare
+    from pipeline.training.job import EmptySplit, prepare
 
     labels = _one_video_per_class(tmp_path / "videos", split_column=True)
     with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
@@ -219,7 +219,7 @@ def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> Non
 def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
     from mlflow import MlflowClient
 
-    from pipeline.tracking import TrackingError, ensure_experiment
+    from pipeline.tracking.mlflow import TrackingError, ensure_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.video import (
+from pipeline.video._backends import decord_available
+from pipeline.video._container import container_kind, cut_short
+from pipeline.video.decode import (
     BackendFallbackWarning,
     DamagedVideoWarning,
     DecodeError,
@@ -34,9 +36,7 @@ from pipeline.video import (
     probe,
     sample_plan,
 )
-from pipeline.video_backends import decord_available
-from pipeline.video_container import container_kind, cut_short
-from pipeline.video_plan import resized_shape
+from pipeline.video.plan import resized_shape
 from tests.conftest import SHARED_VIDEOS, shared_video_files
 
 BACKENDS = ["opencv"] + (["decord"] if decord_available() else [])
@@ -407,7 +407,7 @@ def test_decode_error_is_a_video_error():
 def test_cli_probe_json_and_error(videos, tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     result = CliRunner().invoke(app, ["probe", str(videos["lossless"]), "--json"])
     assert result.exit_code == 0, result.output

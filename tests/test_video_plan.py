@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.video_plan import sample_plan
+from pipeline.video.plan import sample_plan
 
 EPS = 1e-3  # the plan's 1 ms timestamp tolerance (Matroska rounds times to whole ms)
 

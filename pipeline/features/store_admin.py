@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.store import FeatureStore, StoreCorruptError, read_entry
+from pipeline.features.store import FeatureStore, StoreCorruptError, read_entry
 
 
 class StoreAdminError(UserError):

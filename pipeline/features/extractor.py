@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.backbones import Backbone, check_backbone, load_backbone, weights_id
 from pipeline.config import Config
+from pipeline.features.backbones import Backbone, check_backbone, load_backbone, weights_id
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ExtractorSpec:
     sample_fps: float | None
     max_frames: int | None
     precision: str  # fp32 | bf16 | fp16 (resolved, never "auto")
-    decoder: str  # pipeline.video.DECODER_VERSION
+    decoder: str  # pipeline.video.decode.DECODER_VERSION
     weights_path: str | None = field(default=None, compare=False)  # where a file id is loaded
 
     def key(self) -> str:
@@ -110,7 +110,7 @@ class ExtractorSpec:
 
 
 def spec_from_config(cfg: Config) -> ExtractorSpec:
-    from pipeline.video import DECODER_VERSION
+    from pipeline.video.decode import DECODER_VERSION
 
     feats = cfg.features
     check_backbone(feats.backbone)  # before any work: a typo is one error, not N failed videos
@@ -286,7 +286,7 @@ def extract_video(
     on_frames: Callable[[int], None] | None = None,
 ) -> Extraction:
     """Decode ``path`` as the spec says and embed every sampled frame; memory ~ one chunk."""
-    from pipeline.video import iter_chunks
+    from pipeline.video.decode import iter_chunks
 
     started = time.perf_counter()
     spec = extractor.spec

@@ -23,7 +23,7 @@ from mlflow.pyfunc import PythonModel
 
 class VidtagPyfunc(PythonModel):
     def load_context(self, context) -> None:
-        from pipeline.model_io import load_model_files
+        from pipeline.tracking.model_io import load_model_files
 
         self.model = load_model_files(context.artifacts)
 
@@ -32,7 +32,7 @@ class VidtagPyfunc(PythonModel):
         import pandas as pd
 
         if isinstance(model_input, pd.DataFrame) and "video" in model_input.columns:
-            from pipeline.labeling import predict_table
+            from pipeline.labeling.predict import predict_table
 
             return predict_table(self.model, model_input, params or {})
         features = _as_sequences(model_input)

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.annotations import Annotations, load_annotations
 from pipeline.config import Config, DataConfig
-from pipeline.data import (
+from pipeline.data.annotations import Annotations, load_annotations
+from pipeline.data.datasets import (
     BucketBatchSampler,
     SequenceDataset,
     assign_splits,
@@ -30,8 +30,8 @@ from pipeline.data import (
     stratum_of,
 )
 from pipeline.errors import UserError
-from pipeline.features import ExtractorSpec, resolve_device, spec_from_config
-from pipeline.store import FeatureStore
+from pipeline.features.extractor import ExtractorSpec, resolve_device, spec_from_config
+from pipeline.features.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def run_training(
 ) -> TrainingOutcome:
     from models.rnn import build_model, model_config_dict
     from pipeline import tracking
-    from pipeline.model_io import save_model_dir
-    from pipeline.train import evaluate, fit, load_checkpoint, loss_function
+    from pipeline.tracking.model_io import save_model_dir
+    from pipeline.training.loop import evaluate, fit, load_checkpoint, loss_function
 
     annotations, splits, spec, missing = prepare(cfg)
     torch.manual_seed(cfg.train.seed)

@@ -8,7 +8,7 @@ without the extension, or with it where two videos of one folder share a stem):
 - ``<base>.vtt``: one WebVTT cue per segment, text ``label (score)``.
 
 Per run, in the output folder: ``summary.csv`` (``video,status,label,score,error``) and
-``index.html`` (:mod:`pipeline.label_page`). The JSON is written last: it marks a finished
+``index.html`` (:mod:`pipeline.labeling.page`). The JSON is written last: it marks a finished
 video, and a video is ``skipped`` only when all three files exist and the JSON names the same
 video content, model and labelling options.
 """
@@ -110,7 +110,7 @@ def labels_document(
     video: str,
     path: Path,
     video_sha256: str,
-    labels: Any,  # pipeline.labeling.VideoLabels
+    labels: Any,  # pipeline.labeling.predict.VideoLabels
     model: dict[str, Any],
     options: dict[str, Any],
 ) -> dict[str, Any]:

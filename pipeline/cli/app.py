@@ -111,7 +111,7 @@ def synth(
     """
     from pipeline.errors import UserError
     from pipeline.progress import progress_bar
-    from pipeline.synth import write_dataset
+    from pipeline.synth.dataset import write_dataset
 
     if task not in ("clip", "frame"):
         raise UserError(f"--task must be clip or frame, got {task!r}")
@@ -138,7 +138,7 @@ def extract(config: ConfigOpt = None, set_: SetOpt = None, verbose: VerboseOpt =
 
     Example: [bold]vidtag extract -c configs/clip_activity.yaml --set features.weights=none[/]
     """
-    from pipeline.runs import run_extract
+    from pipeline.cli.runs import run_extract
 
     cfg = load(config, set_)
     summary = run_extract(cfg, console, verbose=verbose)
@@ -155,7 +155,7 @@ StoreOpt = Annotated[
 
 def _store(config: Path | None, set_: list[str] | None, store: Path | None):
     """The existing store of --store or the config; a UserError when there is none there."""
-    from pipeline.store_admin import open_store
+    from pipeline.features.store_admin import open_store
 
     return open_store(store if store is not None else load(config, set_).features.store)
 
@@ -169,7 +169,7 @@ def store_ls(config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = No
     """
     from rich.table import Table
 
-    from pipeline.store_admin import usage
+    from pipeline.features.store_admin import usage
 
     feature_store = _store(config, set_, store)
     table = Table(title=f"feature store {feature_store.root}")
@@ -211,8 +211,8 @@ def store_verify(
 
     Example: [bold]vidtag store verify --store feature_store --fix[/]
     """
+    from pipeline.features.store_admin import verify
     from pipeline.progress import progress_bar
-    from pipeline.store_admin import verify
 
     feature_store = _store(config, set_, store)
     total = sum(1 for _ in feature_store.entries())
@@ -247,7 +247,7 @@ def store_gc(
 
     Example: [bold]vidtag store gc --store feature_store --keep 3f2a9c... --dry-run[/]
     """
-    from pipeline.store_admin import gc
+    from pipeline.features.store_admin import gc
 
     report = gc(_store(config, set_, store), keep=keep, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -280,8 +280,8 @@ def probe(
     import json
     import warnings
 
-    from pipeline.video import VideoError
-    from pipeline.video import probe as probe_video
+    from pipeline.video.decode import VideoError
+    from pipeline.video.decode import probe as probe_video
 
     failed = 0
     for path in paths:
@@ -326,8 +326,8 @@ def train(
 
     Example: [bold]vidtag train -c configs/clip_activity.yaml --set model.cell=lstm[/]
     """
-    from pipeline.runs import run_train
-    from pipeline.tracking import ui_command
+    from pipeline.cli.runs import run_train
+    from pipeline.tracking.mlflow import ui_command
 
     cfg = load(config, set_)
     outcome = run_train(cfg, console, resume=resume, test_only=test_only, verbose=verbose)
@@ -336,7 +336,7 @@ def train(
         f"features: {extraction['ok']} extracted, {extraction['skipped']} reused, "
         f"{extraction['failed']} failed"
     )
-    from pipeline.console import print_failures
+    from pipeline.cli.console import print_failures
 
     print_failures(console, extraction["failures"])
     console.print(f"MLflow run: {outcome['run_id']} (best epoch {outcome['best_epoch']})")
@@ -366,7 +366,7 @@ def ui(
     import subprocess
     import sys
 
-    from pipeline.tracking import resolve_uri, ui_command
+    from pipeline.tracking.mlflow import resolve_uri, ui_command
 
     uri = resolve_uri(load(config, set_))
     command = shlex.split(ui_command(uri, port))
@@ -412,7 +412,7 @@ def label(
 
     Example: [bold]vidtag label inbox/ --model models:/vidtag@candidate --out labels/[/]
     """
-    from pipeline.label_run import run_label
+    from pipeline.cli.label_run import run_label
 
     cfg = load(config, set_)
     summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)
@@ -441,7 +441,7 @@ def serve(
 
     Example: [bold]vidtag serve -f configs/schedules.yaml[/]
     """
-    from pipeline.prefect_env import configure
+    from flows.prefect_env import configure
 
     configure(verbose)
     from flows.deploy import serve_schedules

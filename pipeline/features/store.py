@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
-from pipeline.video_container import check_path
+from pipeline.video._container import check_path
 
 SUFFIX = ".safetensors"
 HEADER_KEY = "vidtag"

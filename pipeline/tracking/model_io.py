@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.features import ExtractorSpec
-from pipeline.store import atomic_write_bytes, atomic_write_text
+from pipeline.features.extractor import ExtractorSpec
+from pipeline.features.store import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "weights.safetensors"
 MODEL_CONFIG = "model_config.json"

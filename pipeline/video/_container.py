@@ -12,7 +12,7 @@ import re
 import struct
 from pathlib import Path
 
-from pipeline.video_errors import (
+from pipeline.video.errors import (
     DecodeError,
     EmptyVideoError,
     NotAVideoError,

@@ -1,4 +1,4 @@
-"""The two decoders behind `pipeline.video`: OpenCV (FFmpeg) and decord.
+"""The two decoders behind `pipeline.video.decode`: OpenCV (FFmpeg) and decord.
 
 Both are used only in the access pattern that is frame-exact: one sequential pass from the
 first frame, decoding every frame and converting only the wanted ones. Nothing here seeks, so

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from pipeline.annotations import SPLITS, Annotations, VideoAnnotation
+from pipeline.data.annotations import SPLITS, Annotations, VideoAnnotation
 
 log = logging.getLogger(__name__)
 

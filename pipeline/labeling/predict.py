@@ -36,9 +36,9 @@ from pipeline.errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipeline.features import ExtractorSpec
-    from pipeline.model_io import TrainedModel
-    from pipeline.store import StoredFeatures
+    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.features.store import StoredFeatures
+    from pipeline.tracking.model_io import TrainedModel
 
 INFO_KEYS = ("fps", "frames", "duration_s", "width", "height")
 
@@ -313,7 +313,7 @@ def get_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
 
 
 def _load(ref: ModelRef, tracking_uri: str | None) -> LoadedModel:
-    from pipeline.tracking import load_model
+    from pipeline.tracking.mlflow import load_model
 
     if not Path(ref.source).is_dir():
         _use_tracking(tracking_uri)
@@ -374,7 +374,7 @@ def _moving_version(uri: str, name: str, alias: str | None, ref: str) -> tuple[s
     """(run id, version) that an alias, ``latest`` or a stage points at now."""
     from mlflow import MlflowClient
 
-    from pipeline.tracking import TrackingError
+    from pipeline.tracking.mlflow import TrackingError
 
     client = MlflowClient()
     try:
@@ -398,7 +398,7 @@ def _newest(versions: list, stage: str):
 
 def check_spec(spec: ExtractorSpec) -> None:
     """Features must come from exactly the model's extractor: same decoder version included."""
-    from pipeline.video import DECODER_VERSION
+    from pipeline.video.decode import DECODER_VERSION
 
     if spec.decoder != DECODER_VERSION:
         raise UserError(
@@ -413,7 +413,7 @@ def check_spec(spec: ExtractorSpec) -> None:
 
 def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, VideoLabels]:
     """(video sha256, labels) of one video; raises VideoError/OSError for a bad file."""
-    from pipeline.extraction import stored_features
+    from pipeline.features.extract import stored_features
 
     check_spec(model.spec)
     record, entry = stored_features(video, cfg, model.spec)
@@ -511,13 +511,13 @@ def label_one(
     ``cfg.label.overwrite``. Raises for a bad video (the flow turns that into a failed row).
     """
     from pipeline.claims import claim
-    from pipeline.label_outputs import (
+    from pipeline.features.store import FeatureStore
+    from pipeline.labeling.outputs import (
         OutputPaths,
         current_document,
         labels_document,
         write_outputs,
     )
-    from pipeline.store import FeatureStore
 
     started = time.perf_counter()
     paths = OutputPaths.at(output, base)

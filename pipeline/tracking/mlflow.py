@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CANDIDATE_ALIAS = "candidate"
 
 
@@ -160,7 +160,12 @@ def log_evaluation(
     import mlflow
     import numpy as np
 
-    from pipeline.metrics import confusion_figure, confusion_matrix, per_class_report, report_text
+    from pipeline.training.metrics import (
+        confusion_figure,
+        confusion_matrix,
+        per_class_report,
+        report_text,
+    )
 
     mlflow.log_metrics({f"{prefix}_{k}": v for k, v in metrics.items()})
     true = np.concatenate([np.atleast_1d(y) for y in y_true])
@@ -189,14 +194,14 @@ def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str |
     import mlflow
     from mlflow import MlflowClient
 
-    from pipeline.model_io import FILES
+    from pipeline.tracking.model_io import FILES
 
     # MLflow prints registration chatter and a type-hint advice warning that does not apply to
     # a pyfunc taking arrays or tables; errors still raise.
     with _quiet():
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(REPO_ROOT / "pipeline" / "mlflow_pyfunc.py"),
+            python_model=str(REPO_ROOT / "pipeline" / "labeling" / "pyfunc.py"),
             artifacts={name: str(model_dir / name) for name in FILES},
             code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
             registered_model_name=registered_model,
@@ -235,8 +240,8 @@ PREDICT_REQUIREMENTS = {
     "pydantic": ">=2.5",
     "pyyaml": ">=6",
     "mlflow": ">=3.0",
-    "opencv-python-headless": ">=4.8",  # pipeline.video_backends: import cv2
-    "rich": ">=13",  # pipeline.progress, imported by pipeline.extraction
+    "opencv-python-headless": ">=4.8",  # pipeline.video._backends: import cv2
+    "rich": ">=13",  # pipeline.progress, imported by pipeline.features.extract
 }
 
 
@@ -255,7 +260,7 @@ def _requirements() -> list[str]:
 
 def load_model(uri: str):
     """A :class:`TrainedModel` from ``models:/name@alias``, ``runs:/id/model`` or a folder."""
-    from pipeline.model_io import FILES, load_model_dir, load_model_files
+    from pipeline.tracking.model_io import FILES, load_model_dir, load_model_files
 
     if Path(uri).expanduser().is_dir() and (Path(uri).expanduser() / FILES[0]).exists():
         return load_model_dir(Path(uri).expanduser())

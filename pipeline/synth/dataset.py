@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_text
-from pipeline.synth_render import (
+from pipeline.synth.render import (
     BACKGROUND,
     CLIP_CLASSES,
     FRAME_CLASSES,

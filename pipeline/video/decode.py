@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.video_backends import (
+from pipeline.video._backends import (
     DecordFrames,
     FrameClock,
     OpenCVFrames,
@@ -57,7 +57,7 @@ from pipeline.video_backends import (
     read_header,
     resize_frame,
 )
-from pipeline.video_container import (
+from pipeline.video._container import (
     EXACT_COUNT_CONTAINERS,
     check_path,
     container_kind,
@@ -65,7 +65,7 @@ from pipeline.video_container import (
     read_head,
     unopenable_error,
 )
-from pipeline.video_errors import (
+from pipeline.video.errors import (
     BackendFallbackWarning,
     DamagedVideoWarning,
     DecodeError,
@@ -78,7 +78,7 @@ from pipeline.video_errors import (
     VideoNotFoundError,
     VideoWarning,
 )
-from pipeline.video_plan import resized_shape, sample_plan
+from pipeline.video.plan import resized_shape, sample_plan
 
 __all__ = [
     "BACKENDS",

@@ -10,9 +10,14 @@ from typing import Any
 
 from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
-from pipeline.features import ExtractorSpec, FeatureExtractor, extract_video, spec_from_config
+from pipeline.features.extractor import (
+    ExtractorSpec,
+    FeatureExtractor,
+    extract_video,
+    spec_from_config,
+)
+from pipeline.features.store import FeatureStore, StoredFeatures
 from pipeline.progress import reporter
-from pipeline.store import FeatureStore, StoredFeatures
 
 _extractors: dict[tuple, FeatureExtractor] = {}
 _extractors_lock = threading.Lock()

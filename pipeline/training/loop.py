@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pipeline.config import TrainConfig
-from pipeline.data import IGNORE_INDEX, Batch
-from pipeline.metrics import clip_metrics, frame_metrics
-from pipeline.store import atomic_write_bytes
+from pipeline.data.datasets import IGNORE_INDEX, Batch
+from pipeline.features.store import atomic_write_bytes
+from pipeline.training.metrics import clip_metrics, frame_metrics
 
 
 @dataclass

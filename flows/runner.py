@@ -4,7 +4,7 @@
 ``DaskTaskRunner``: a ``LocalCluster`` of ``runner.workers`` processes (one thread each: each
 task already overlaps decoding and inference) or, with ``runner.address``, an existing
 ``dask scheduler``. Every worker process loads the backbone (or model) once and reuses it for
-every video it gets (``pipeline.extraction.get_extractor`` caches per process).
+every video it gets (``pipeline.features.extract.get_extractor`` caches per process).
 
 Dask workers report their task runs to Prefect themselves, so they need a real Prefect server
 in ``PREFECT_API_URL``: under Prefect's temporary server every worker process would start its

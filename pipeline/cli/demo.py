@@ -19,7 +19,7 @@ from rich.rule import Rule
 from pipeline.config import Config, load_config
 from pipeline.progress import progress_bar
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "demo_out"
 DATASETS = {"clip": 60, "frame": 30}
 
@@ -27,7 +27,7 @@ console = Console()
 
 
 def synthesize(task: str, videos: int) -> Path:
-    from pipeline.synth import write_dataset
+    from pipeline.synth.dataset import write_dataset
 
     root = OUT / "data" / task
     marker = root / ("labels.csv" if task == "clip" else "segments.csv")
@@ -44,8 +44,8 @@ def synthesize(task: str, videos: int) -> Path:
 
 
 def train(cfg: Config) -> dict:
-    from pipeline.runs import run_train
-    from pipeline.tracking import ui_command
+    from pipeline.cli.runs import run_train
+    from pipeline.tracking.mlflow import ui_command
 
     outcome = run_train(cfg, console, resume=False, test_only=False)
     console.print(
@@ -78,7 +78,7 @@ def held_back_folder(cfg: Config, task: str) -> Path:
 
 
 def label(cfg: Config, task: str, model_uri: str) -> None:
-    from pipeline.label_run import run_label
+    from pipeline.cli.label_run import run_label
 
     inbox = held_back_folder(cfg, task)
     output = OUT / "labels" / task

@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
+from pipeline.cli.console import ProgressReporter, print_failures, summary_table
 from pipeline.config import Config
-from pipeline.console import ProgressReporter, print_failures, summary_table
-from pipeline.discovery import discover_videos
+from pipeline.data.discovery import discover_videos
 from pipeline.progress import progress_bar, set_reporter
 
 
@@ -27,9 +27,9 @@ def run_label(
     The summary holds ``videos``/``ok``/``skipped``/``failed`` counts, ``failures``,
     ``records`` (one per video) and the paths ``summary_csv`` and ``index_html``.
     """
-    from pipeline.prefect_env import configure
-    from pipeline.runner import check_runner
-    from pipeline.tracking import check_reachable, resolve_uri
+    from flows.prefect_env import configure
+    from flows.runner import check_runner
+    from pipeline.tracking.mlflow import check_reachable, resolve_uri
 
     configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
@@ -38,7 +38,7 @@ def run_label(
     videos = discover_videos(Path(input), cfg.data.extensions)
     console.print(f"labelling {len(videos)} videos with {model_uri} into {output}")
     from flows.label import label_folder
-    from pipeline.prefect_env import lean_flow_runs
+    from flows.prefect_env import lean_flow_runs
 
     with progress_bar(console) as progress, lean_flow_runs():
         set_reporter(ProgressReporter(progress, len(videos), "labelling videos"))

@@ -7,16 +7,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
+from pipeline.cli.console import ProgressReporter, print_failures, summary_table
 from pipeline.config import Config
-from pipeline.console import ProgressReporter, print_failures, summary_table
-from pipeline.discovery import discover_videos
+from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
 from pipeline.progress import progress_bar, set_reporter
 
 
 def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[str, Any]:
-    from pipeline.prefect_env import configure
-    from pipeline.runner import check_runner
+    from flows.prefect_env import configure
+    from flows.runner import check_runner
 
     configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
@@ -25,7 +25,7 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
     videos = discover_videos(cfg.data.videos, cfg.data.extensions)
     console.print(f"extracting features of {len(videos)} videos into {cfg.features.store}")
     from flows.extract import extract_features
-    from pipeline.prefect_env import lean_flow_runs
+    from flows.prefect_env import lean_flow_runs
 
     with progress_bar(console) as progress, lean_flow_runs():
         set_reporter(ProgressReporter(progress, len(videos)))
@@ -45,15 +45,15 @@ _EPOCH_SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_frame_accuracy", 
 def run_train(
     cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
 ) -> dict[str, Any]:
-    from pipeline.prefect_env import configure
-    from pipeline.runner import check_runner
-    from pipeline.tracking import check_reachable, resolve_uri
+    from flows.prefect_env import configure
+    from flows.runner import check_runner
+    from pipeline.tracking.mlflow import check_reachable, resolve_uri
 
     configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
     check_reachable(resolve_uri(cfg))  # before any long work
+    from flows.prefect_env import lean_flow_runs
     from flows.train import train
-    from pipeline.prefect_env import lean_flow_runs
 
     with progress_bar(console) as progress, lean_flow_runs():
         set_reporter(_TrainReporter(progress, cfg))
