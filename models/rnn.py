@@ -3,7 +3,9 @@
 ``SequenceEncoder`` runs a stacked (bi)directional RNN/GRU/LSTM, or a per-step MLP (``none``,
 the order-blind baseline), over a padded batch ``(B, T, D)`` with ``lengths (B,)``.
 ``ClipClassifier`` pools the valid steps into one label per sequence (many-to-one);
-``FrameTagger`` labels every step (synced many-to-many).
+``FrameTagger`` labels every step (synced many-to-many). ``RNNConfig`` holds their
+hyper-parameters (the training code builds it from the app's config; nothing here imports the
+app), and ``build_model`` / ``model_config_dict`` rebuild a model from a small JSON dict.
 
 Why not ``pack_padded_sequence``: packing is exact but ~2.5x slower on CPU, and a plain padded
 bidirectional RNN lets padding leak into the backward direction and the final state. Instead
@@ -20,6 +22,8 @@ sequences already ended (``time_chunks``). All equal packed ``nn`` modules to fl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -28,26 +32,54 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.gru_kernel import Packing, packing, run_grus, unpack
-from pipeline.config import ModelConfig
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+POOLINGS = ("last", "mean", "attention")
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """The encoder and head hyper-parameters (the app's ``model.*`` config keys, same defaults)."""
+
+    cell: str = "gru"  # rnn | gru | lstm | none (a per-step MLP: the order-blind baseline)
+    hidden: int = 256
+    layers: int = 2
+    bidirectional: bool = True
+    dropout: float = 0.2  # between layers and before the head
+    pooling: str = "last"  # clip head: last | mean | attention
+    input_norm: bool = True  # LayerNorm on the input features
+    projection: int | None = None  # linear input projection size; None = none
+
+    def __post_init__(self) -> None:
+        if self.cell not in (*_CELLS, "none"):
+            raise ValueError(f"cell must be one of {[*_CELLS, 'none']}, got {self.cell!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if (
+            self.hidden < 1
+            or self.layers < 1
+            or (self.projection is not None and self.projection < 1)
+        ):
+            raise ValueError(f"hidden, layers and projection must be positive: {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def of(cls, source: RNNConfig | Mapping[str, Any] | Any | None) -> RNNConfig:
+        """From a dict of fields (a saved model's ``cfg``, missing keys default) or any object
+        with these attributes (the app's pydantic ``ModelConfig``)."""
+        if source is None:
+            return cls()
+        if isinstance(source, cls):
+            return source
+        if isinstance(source, Mapping):
+            return cls(**source)
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
 
 def length_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """``(B, T)`` bool, True on valid steps."""
     return torch.arange(steps, device=lengths.device) < lengths[:, None]
-
-
-def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse each sequence's valid steps in place of time; padded steps stay where they are.
-
-    Its own inverse, so the same call maps backward-direction outputs back to time order.
-    """
-    B, T = x.shape[:2]
-    steps = torch.arange(T, device=x.device).expand(B, T)  # (B, T)
-    flipped = lengths[:, None] - 1 - steps
-    index = torch.where(steps < lengths[:, None], flipped, steps)  # (B, T)
-    return x.gather(1, index[..., None].expand_as(x))
 
 
 def _check_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -149,7 +181,7 @@ class StepMLP(nn.Module):
 class SequenceEncoder(nn.Module):
     """LayerNorm -> projection -> ``layers`` x (RNN or MLP) with dropout between layers."""
 
-    def __init__(self, input_dim: int, cfg: ModelConfig) -> None:
+    def __init__(self, input_dim: int, cfg: RNNConfig) -> None:
         super().__init__()
         self.cell = cell = cfg.cell
         self.bidirectional = cfg.bidirectional and cell != "none"
@@ -212,7 +244,7 @@ class ClipClassifier(nn.Module):
 
     task = "clip"
 
-    def __init__(self, input_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+    def __init__(self, input_dim: int, num_classes: int, cfg: RNNConfig) -> None:
         super().__init__()
         self.input_dim, self.num_classes, self.cfg = input_dim, num_classes, cfg
         self.encoder = SequenceEncoder(input_dim, cfg)
@@ -238,7 +270,7 @@ class FrameTagger(nn.Module):
 
     task = "frame"
 
-    def __init__(self, input_dim: int, num_classes: int, cfg: ModelConfig) -> None:
+    def __init__(self, input_dim: int, num_classes: int, cfg: RNNConfig) -> None:
         super().__init__()
         self.input_dim, self.num_classes, self.cfg = input_dim, num_classes, cfg
         self.encoder = SequenceEncoder(input_dim, cfg)
@@ -250,20 +282,25 @@ class FrameTagger(nn.Module):
         return self.head(self.dropout(steps))  # (B, T, C)
 
 
-def build_model(
-    task: str, input_dim: int, num_classes: int, cfg: ModelConfig | dict[str, Any] | None = None
-) -> ClipClassifier | FrameTagger:
-    """``ClipClassifier`` for task ``clip``, ``FrameTagger`` for ``frame``.
+MODELS: dict[str, type[ClipClassifier | FrameTagger]] = {
+    model.task: model for model in (ClipClassifier, FrameTagger)
+}  # keyed by task name (``data.task``)
 
-    ``cfg`` may be a plain dict, so ``build_model(**json.load(f))`` rebuilds a saved model
-    from the dict :func:`model_config_dict` wrote.
+
+def build_model(
+    task: str,
+    input_dim: int,
+    num_classes: int,
+    cfg: RNNConfig | Mapping[str, Any] | Any | None = None,
+) -> ClipClassifier | FrameTagger:
+    """The model of ``task`` (``MODELS``): ``ClipClassifier`` or ``FrameTagger``.
+
+    ``cfg`` may be a plain dict (see :meth:`RNNConfig.of`), so ``build_model(**json.load(f))``
+    rebuilds a saved model from the dict :func:`model_config_dict` wrote.
     """
-    cfg = ModelConfig.model_validate(cfg or {})
-    if task == "clip":
-        return ClipClassifier(input_dim, num_classes, cfg)
-    if task == "frame":
-        return FrameTagger(input_dim, num_classes, cfg)
-    raise ValueError(f"unknown task {task!r}: expected 'clip' or 'frame'")
+    if task not in MODELS:
+        raise ValueError(f"unknown task {task!r}: expected one of {sorted(MODELS)}")
+    return MODELS[task](input_dim, num_classes, RNNConfig.of(cfg))
 
 
 def model_config_dict(model: ClipClassifier | FrameTagger) -> dict[str, Any]:
@@ -272,5 +309,5 @@ def model_config_dict(model: ClipClassifier | FrameTagger) -> dict[str, Any]:
         "task": model.task,
         "input_dim": model.input_dim,
         "num_classes": model.num_classes,
-        "cfg": model.cfg.model_dump(mode="json"),
+        "cfg": asdict(model.cfg),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -13,13 +14,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from models.gru_kernel import GRUScan, packing, run_grus, unpack
 from models.rnn import (
+    MODELS,
     ClipClassifier,
     FrameTagger,
     RecurrentLayer,
+    RNNConfig,
     SequenceEncoder,
     build_model,
     model_config_dict,
-    reverse_within_lengths,
     time_chunks,
 )
 from pipeline.config import ModelConfig
@@ -29,9 +31,17 @@ LENGTHS = torch.tensor([7, 3, 5, 1])
 CELLS = ["rnn", "gru", "lstm", "none"]
 
 
-def config(**fields) -> ModelConfig:
+def config(**fields) -> RNNConfig:
     fields = {"hidden": 5, "layers": 2, "dropout": 0.0, **fields}
-    return ModelConfig(**fields)
+    return RNNConfig(**fields)
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence's valid steps in reverse order; padded steps stay where they are."""
+    out = x.clone()
+    for b, length in enumerate(lengths.tolist()):
+        out[b, :length] = x[b, :length].flip(0)
+    return out
 
 
 def padded_batch(lengths: torch.Tensor = LENGTHS, dim: int = D, seed: int = 0) -> torch.Tensor:
@@ -58,7 +68,7 @@ def test_steps_that_are_padding_everywhere_keep_the_shape():
     torch.testing.assert_close(out[:, :7], model(x, LENGTHS))
 
 
-def test_reverse_within_lengths_keeps_padding_in_place():
+def test_reverse_within_lengths_helper_keeps_padding_in_place():
     x = torch.arange(8.0).reshape(2, 4, 1)
     out = reverse_within_lengths(x, torch.tensor([4, 2]))
     assert out[..., 0].tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
@@ -265,3 +275,50 @@ def test_bad_inputs_are_rejected():
         model(padded_batch(), torch.tensor([7, 0, 5, 1]))
     with pytest.raises(ValueError, match="task"):
         build_model("video", D, C)
+
+
+# A model_config.json as written before models had their own config (ModelConfig.model_dump).
+OLD_FORMAT = {
+    "task": "clip",
+    "input_dim": D,
+    "num_classes": C,
+    "cfg": {
+        "cell": "lstm", "hidden": 5, "layers": 2, "bidirectional": True, "dropout": 0.0,
+        "pooling": "attention", "input_norm": False, "projection": 3,
+    },
+}  # fmt: skip
+
+
+def test_a_saved_config_in_the_old_format_rebuilds_the_same_model():
+    torch.manual_seed(0)
+    fields = {"cell": "lstm", "pooling": "attention", "input_norm": False, "projection": 3}
+    model = build_model("clip", D, C, config(**fields)).eval()
+    assert model_config_dict(model) == OLD_FORMAT  # the format is unchanged
+    rebuilt = build_model(**json.loads(json.dumps(OLD_FORMAT))).eval()
+    assert isinstance(rebuilt, ClipClassifier) and rebuilt.cfg == model.cfg
+    rebuilt.load_state_dict(model.state_dict())
+    x = padded_batch()
+    assert torch.equal(rebuilt(x, LENGTHS), model(x, LENGTHS))
+
+
+def test_rnn_config_has_the_app_config_defaults_and_builds_from_it():
+    assert dataclasses.asdict(RNNConfig()) == ModelConfig().model_dump(mode="json")
+    app = ModelConfig(cell="rnn", hidden=7, pooling="mean", projection=4)
+    assert RNNConfig.of(app) == RNNConfig(**app.model_dump()) == RNNConfig.of(app.model_dump())
+    assert build_model("frame", D, C, app).cfg == RNNConfig.of(app)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [({"cell": "transformer"}, "cell"), ({"pooling": "max"}, "pooling"),
+     ({"hidden": 0}, "positive"), ({"dropout": 1.0}, "dropout")],
+)  # fmt: skip
+def test_rnn_config_rejects_bad_values(fields, message):
+    with pytest.raises(ValueError, match=message):
+        RNNConfig(**fields)
+
+
+@pytest.mark.parametrize("task, model", [("clip", ClipClassifier), ("frame", FrameTagger)])
+def test_models_are_keyed_by_task_name(task, model):
+    assert MODELS[task] is model and model.task == task
+    assert isinstance(build_model(task, D, C, config()), model)

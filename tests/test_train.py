@@ -9,15 +9,28 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.rnn import build_model
-from pipeline.config import ModelConfig, TrainConfig
+from models.rnn import RNNConfig, build_model, model_config_dict
+from pipeline.config import TrainConfig
 from pipeline.data.datasets import BucketBatchSampler, Sample, SequenceDataset, collate
-from pipeline.training.loop import evaluate, fit, load_checkpoint, loss_function
+from pipeline.training.loop import (
+    FitSpec,
+    checkpoint_info,
+    evaluate,
+    fit,
+    load_checkpoint,
+)
+from pipeline.training.task import CLIP, FRAME
 
 DIM = 12
 # Mixed-sign directions: LayerNorm over the feature axis would erase a signal equal on every dim.
 DIRECTION = np.random.default_rng(7).normal(size=(1, DIM))
 OFFSET = np.random.default_rng(8).normal(size=(1, DIM))
+RUN_CONFIG = {"data.task": "clip", "train.lr": 0.01, "data.extensions": [".mp4"], "x": None}
+# What save_checkpoint wrote before checkpoints described themselves (commit 2b2922b).
+OLD_CHECKPOINT_KEYS = {
+    "model", "optimizer", "rng", "cuda_rng", "epoch", "best_epoch", "best_score", "best_loss",
+    "best_model", "history", "stopped",
+}  # fmt: skip
 
 
 def _ordered_samples(count: int, seed: int) -> list[Sample]:
@@ -48,14 +61,14 @@ def _fit(
 ):
     torch.manual_seed(0)
     pooling = "mean" if cell == "none" else "last"  # the order-blind baseline pools by mean
-    model = build_model(
-        "clip", DIM, 2, ModelConfig(cell=cell, hidden=16, layers=1, pooling=pooling)
-    )
+    model = CLIP.build_model(DIM, 2, RNNConfig(cell=cell, hidden=16, layers=1, pooling=pooling))
     cfg = TrainConfig(epochs=epochs, lr=0.01, patience=0, batch_size=8)
     result = fit(
-        model, _loader(_ordered_samples(48, 0), True), _loader(_ordered_samples(16, 1), False),
-        cfg, "clip", 2, torch.device("cpu"), checkpoint=checkpoint, resume=resume,
-        on_epoch=on_epoch,
+        FitSpec(
+            model, CLIP, _loader(_ordered_samples(48, 0), True),
+            _loader(_ordered_samples(16, 1), False), cfg, num_classes=2, checkpoint=checkpoint,
+            resume=resume, on_epoch=on_epoch, run_config=RUN_CONFIG,
+        )
     )  # fmt: skip
     return model, result
 
@@ -64,9 +77,8 @@ def test_fit_learns_order_and_restores_best_weights() -> None:
     model, result = _fit(12)
     assert result.best_score >= 0.9
     evaluation = evaluate(
-        model, _loader(_ordered_samples(16, 1), False), loss_function("clip"),
-        torch.device("cpu"), "clip", 2,
-    )  # fmt: skip
+        model, _loader(_ordered_samples(16, 1), False), CLIP, 2, torch.device("cpu")
+    )
     assert abs(evaluation.metrics["accuracy"] - result.best_score) < 0.01
     assert len(result.history) == 12 and "val_accuracy" in result.history[0]
 
@@ -114,11 +126,14 @@ def test_resume_reports_every_epoch_and_a_failing_report_loses_no_checkpoint(tmp
 
 def _fit_never_improving(checkpoint: Path, resume: bool = False):
     torch.manual_seed(0)
-    model = build_model("clip", DIM, 2, ModelConfig(hidden=8, layers=1))
+    model = build_model("clip", DIM, 2, RNNConfig(hidden=8, layers=1))
     cfg = TrainConfig(epochs=50, lr=1e-12, patience=2, batch_size=8)  # never improves
     result = fit(
-        model, _loader(_ordered_samples(16, 0), True), _loader(_ordered_samples(8, 1), False),
-        cfg, "clip", 2, torch.device("cpu"), checkpoint=checkpoint, resume=resume,
+        FitSpec(
+            model, CLIP, _loader(_ordered_samples(16, 0), True),
+            _loader(_ordered_samples(8, 1), False), cfg, num_classes=2, checkpoint=checkpoint,
+            resume=resume,
+        )
     )  # fmt: skip
     return model, result
 
@@ -171,11 +186,42 @@ def test_frame_task_masks_padding() -> None:
         target = (np.arange(steps) >= steps // 2).astype(np.int64)  # background then class 1
         feats = OFFSET + target[:, None] * DIRECTION + rng.normal(0, 0.2, (steps, DIM))
         samples.append(Sample(f"v{index}", feats.astype(np.float32), target))
-    model = build_model("frame", DIM, 2, ModelConfig(hidden=16, layers=1))
+    model = FRAME.build_model(DIM, 2, RNNConfig(hidden=16, layers=1))
     cfg = TrainConfig(epochs=15, lr=0.01, patience=0, batch_size=8)
     result = fit(
-        model, _loader(samples[:16], True), _loader(samples[16:], False), cfg, "frame", 2,
-        torch.device("cpu"), background_id=0,
-    )  # fmt: skip
+        FitSpec(model, FRAME, _loader(samples[:16], True), _loader(samples[16:], False), cfg, 2)
+    )
     assert result.history[-1]["val_frame_accuracy"] > 0.9
     assert result.history[-1]["val_f1_50"] > 0.8
+
+
+def test_checkpoints_describe_their_model_and_run(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "c.pt"
+    model, _ = _fit(2, checkpoint=checkpoint)
+    info = checkpoint_info(checkpoint)
+    assert info.epoch == 2 and info.config == RUN_CONFIG
+    assert info.model_config == model_config_dict(model)
+    rebuilt = build_model(**info.model_config)  # the checkpoint alone rebuilds its model
+    load_checkpoint(checkpoint, rebuilt)
+    for key, value in torch.load(checkpoint, weights_only=True)["model"].items():
+        assert torch.equal(rebuilt.state_dict()[key], value)
+
+
+def test_an_old_format_checkpoint_still_resumes_exactly(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "old.pt"
+    _fit(3, checkpoint=checkpoint)
+    data = torch.load(checkpoint, weights_only=True)
+    assert set(data) - OLD_CHECKPOINT_KEYS == {"model_config", "config"}  # exactly what is new
+    torch.save({key: data[key] for key in OLD_CHECKPOINT_KEYS}, checkpoint)  # the old format
+    info = checkpoint_info(checkpoint)
+    assert info.model_config is None and info.config is None and info.epoch == 3
+
+    _, result = _fit(6, checkpoint=checkpoint, resume=True)
+    assert result.epochs_run == 6 and len(result.history) == 6
+    resumed = torch.load(checkpoint, weights_only=True)
+    assert resumed["config"] == RUN_CONFIG  # written in the new format from then on
+    _fit(6, checkpoint=tmp_path / "straight.pt")
+    straight = torch.load(tmp_path / "straight.pt", weights_only=True)
+    assert resumed["history"] == straight["history"]
+    for key in straight["model"]:
+        torch.testing.assert_close(resumed["model"][key], straight["model"][key])

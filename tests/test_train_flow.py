@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from pipeline.cli.app import app
@@ -125,6 +126,21 @@ def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
     for artifact in ("config.yaml", "classes.json", "test_confusion_matrix.png"):
         assert artifact in names, names
     assert "test_per_class_report.txt" in names
+
+
+def test_the_runs_checkpoint_describes_its_model_and_config(clip_run) -> None:
+    from models.rnn import build_model
+    from pipeline.training.job import require_test_checkpoint
+    from pipeline.training.loop import checkpoint_info
+
+    cfg, _ = clip_run
+    checkpoint = require_test_checkpoint(cfg)  # this config's checkpoint
+    info = checkpoint_info(checkpoint)
+    assert info.config == cfg.flat()
+    assert info.model_config["task"] == "clip" and info.model_config["cfg"]["hidden"] == 48
+    build_model(**info.model_config).load_state_dict(
+        torch.load(checkpoint, weights_only=True)["best_model"]
+    )
 
 
 def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> None:

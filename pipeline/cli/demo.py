@@ -21,7 +21,8 @@ from pipeline.progress import progress_bar
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "demo_out"
-DATASETS = {"clip": 60, "frame": 30}
+DATASETS = {"clip": 60, "frame": 30}  # task -> synthetic videos
+ANNOTATIONS = {"clip": "labels.csv", "frame": "segments.csv"}  # what write_dataset writes
 
 console = Console()
 
@@ -30,7 +31,7 @@ def synthesize(task: str, videos: int) -> Path:
     from pipeline.synth.dataset import write_dataset
 
     root = OUT / "data" / task
-    marker = root / ("labels.csv" if task == "clip" else "segments.csv")
+    marker = root / ANNOTATIONS[task]
     if marker.is_file():
         console.print(f"synthetic {task} dataset already in {root}: reused")
         return root

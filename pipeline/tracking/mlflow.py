@@ -142,41 +142,31 @@ def _restore_sigterm(previous) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def log_epoch(metrics: dict[str, float], epoch: int) -> None:
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Metrics at ``step`` (an epoch) or final; one batched call, not one request per metric."""
     import mlflow
 
-    # One batched call per epoch, not one request per metric (cheap on a remote server).
-    mlflow.log_metrics(metrics, step=epoch)
+    mlflow.log_metrics(metrics, step=step)
 
 
-def log_evaluation(
-    prefix: str, metrics: dict[str, float], classes: list[str], y_true, y_pred
-) -> None:
-    """Final metrics, confusion matrix PNG and per-class report of one split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """A matplotlib figure as an image artifact (``.png``)."""
     import mlflow
-    import numpy as np
 
-    from pipeline.training.metrics import (
-        confusion_figure,
-        confusion_matrix,
-        per_class_report,
-        report_text,
-    )
+    mlflow.log_figure(figure, artifact_file)
 
-    mlflow.log_metrics({f"{prefix}_{k}": v for k, v in metrics.items()})
-    true = np.concatenate([np.atleast_1d(y) for y in y_true])
-    pred = np.concatenate([np.atleast_1d(y) for y in y_pred])
-    cm = confusion_matrix(true, pred, len(classes))
-    figure = confusion_figure(cm, classes)
-    mlflow.log_figure(figure, f"{prefix}_confusion_matrix.png")
-    plt.close(figure)
-    report = per_class_report(true, pred, classes)
-    mlflow.log_text(report_text(report), f"{prefix}_per_class_report.txt")
-    mlflow.log_dict(report, f"{prefix}_per_class_report.json")
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dict(document: dict[str, Any], artifact_file: str) -> None:
+    """A JSON (or YAML, by extension) artifact."""
+    import mlflow
+
+    mlflow.log_dict(document, artifact_file)
 
 
 def log_config(cfg: Config, classes: list[str]) -> None:

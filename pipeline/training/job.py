@@ -1,5 +1,10 @@
 """One training job: annotations + stored features -> fitted model -> one MLflow run.
 
+Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
+:func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
+:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
+:func:`register` (the model folder logged and registered @candidate); :func:`run_training`
+runs them in one MLflow run. Every MLflow call goes through ``pipeline.tracking``.
 Features must already be in the store (the train flow runs extraction first).
 """
 
@@ -15,12 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
+from models.rnn import RNNConfig, model_config_dict
+from pipeline import tracking
 from pipeline.config import Config, DataConfig
 from pipeline.data.annotations import Annotations, load_annotations
 from pipeline.data.datasets import (
     BucketBatchSampler,
+    Sample,
     SequenceDataset,
     assign_splits,
     build_samples,
@@ -32,6 +41,15 @@ from pipeline.data.datasets import (
 from pipeline.errors import UserError
 from pipeline.features.extractor import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
+from pipeline.tracking.model_io import save_model_dir
+from pipeline.training.loop import EvalResult, FitSpec, evaluate, fit, load_checkpoint
+from pipeline.training.metrics import (
+    confusion_figure,
+    confusion_matrix,
+    per_class_report,
+    report_text,
+)
+from pipeline.training.task import Task, task_named
 
 log = logging.getLogger(__name__)
 
@@ -151,82 +169,151 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
     return annotations, splits, spec, missing
 
 
+@dataclass
+class TrainingSetup:
+    """What the steps of one job share (made by :func:`build`)."""
+
+    cfg: Config
+    task: Task
+    annotations: Annotations
+    splits: dict[str, list[Sample]]  # train, val, test (test may be empty)
+    spec: ExtractorSpec
+    missing: list[str]  # videos without stored features, skipped
+    model: nn.Module
+    device: torch.device
+    loaders: dict[str, DataLoader]  # the non-empty splits
+    fingerprint: str
+
+    @property
+    def classes(self) -> list[str]:
+        return self.annotations.classes
+
+    @property
+    def checkpoint(self) -> Path:
+        return checkpoint_path(self.cfg, self.fingerprint)
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "task": self.task.name,
+            "extractor_key": self.spec.key(),
+            "dataset_fingerprint": self.fingerprint,
+        }
+
+
+@dataclass
+class Fitted:
+    best_epoch: int
+    epochs_run: int
+
+
+def build(cfg: Config) -> TrainingSetup:
+    """Annotations, splits and stored features -> the model (seeded) and the loaders."""
+    annotations, splits, spec, missing = prepare(cfg)
+    torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    task = task_named(cfg.data.task)
+    input_dim = int(splits["train"][0].features.shape[1])
+    rnn_config = RNNConfig(**cfg.model.model_dump())
+    model = task.build_model(input_dim, len(annotations.classes), rnn_config).to(device)
+    loaders = {
+        name: _loader(samples, cfg.train.batch_size, name == "train", cfg.train.seed)
+        for name, samples in splits.items()
+        if samples
+    }
+    return TrainingSetup(
+        cfg, task, annotations, splits, spec, missing, model, device, loaders,
+        dataset_fingerprint(annotations),
+    )  # fmt: skip
+
+
+def fit_or_restore(
+    setup: TrainingSetup,
+    resume: bool = False,
+    test_only: bool = False,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> Fitted:
+    """Train (or resume) with every epoch logged; ``test_only``: the checkpoint's best weights."""
+    if test_only:
+        state = load_checkpoint(require_test_checkpoint(setup.cfg), setup.model)
+        setup.model.load_state_dict(state["best_model"])
+        return Fitted(state["best_epoch"], state["epoch"])
+
+    def report(epoch: int, row: dict[str, float]) -> None:
+        tracking.log_metrics(row, step=epoch)  # one batched call per epoch
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+
+    cfg, classes = setup.cfg, setup.classes
+    weights = (
+        class_weights(setup.splits["train"], len(classes)) if cfg.train.class_weights else None
+    )
+    spec = FitSpec(
+        model=setup.model, task=setup.task, train_loader=setup.loaders["train"],
+        val_loader=setup.loaders["val"], cfg=cfg.train, num_classes=len(classes),
+        device=setup.device, class_weights=weights, checkpoint=setup.checkpoint, resume=resume,
+        on_epoch=report, run_config=cfg.flat(),
+    )  # fmt: skip
+    result = fit(spec)
+    return Fitted(result.best_epoch, result.epochs_run)
+
+
+def evaluate_and_log(setup: TrainingSetup) -> dict[str, float]:
+    """The final split (test, else val): metrics, confusion matrix and per-class report logged;
+    returns the metrics named ``<split>_<metric>``."""
+    split = "test" if "test" in setup.loaders else "val"
+    evaluation = evaluate(
+        setup.model, setup.loaders[split], setup.task, len(setup.classes), setup.device
+    )
+    metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
+    tracking.log_metrics(metrics)
+    log_confusion(split, evaluation, setup.classes)
+    return metrics
+
+
+def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> None:
+    """Confusion matrix PNG and per-class report (text and JSON) over every video's labels."""
+    true = np.concatenate([np.atleast_1d(y) for y in evaluation.y_true])
+    pred = np.concatenate([np.atleast_1d(y) for y in evaluation.y_pred])
+    figure = confusion_figure(confusion_matrix(true, pred, len(classes)), classes)
+    tracking.log_figure(figure, f"{prefix}_confusion_matrix.png")
+    report = per_class_report(true, pred, classes)
+    tracking.log_text(report_text(report), f"{prefix}_per_class_report.txt")
+    tracking.log_dict(report, f"{prefix}_per_class_report.json")
+
+
+def register(setup: TrainingSetup) -> tuple[str, str | None]:
+    """The model folder logged to the run and registered; (model URI, version or None)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_model_dir(
+            Path(tmp) / "model", setup.model.cpu(), model_config_dict(setup.model), setup.spec,
+            setup.classes, setup.annotations.background,
+        )  # fmt: skip
+        return tracking.log_model(model_dir, setup.cfg.tracking.registered_model)
+
+
 def run_training(
     cfg: Config,
     resume: bool = False,
     test_only: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainingOutcome:
-    from models.rnn import build_model, model_config_dict
-    from pipeline import tracking
-    from pipeline.tracking.model_io import save_model_dir
-    from pipeline.training.loop import evaluate, fit, load_checkpoint, loss_function
-
-    annotations, splits, spec, missing = prepare(cfg)
-    torch.manual_seed(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
-    classes = annotations.classes
-    background_id = 0 if cfg.data.task == "frame" else None
-    input_dim = int(splits["train"][0].features.shape[1])
-    model = build_model(cfg.data.task, input_dim, len(classes), cfg.model).to(device)
-    fingerprint = dataset_fingerprint(annotations)
-    checkpoint = checkpoint_path(cfg, fingerprint)
-    tags = {"task": cfg.data.task, "extractor_key": spec.key(), "dataset_fingerprint": fingerprint}
-    loaders = {
-        name: _loader(samples, cfg.train.batch_size, name == "train", cfg.train.seed)
-        for name, samples in splits.items()
-        if samples
-    }
-    with tracking.tracked_run(cfg, tags) as run:
-        tracking.log_config(cfg, classes)
-        if test_only:
-            state = load_checkpoint(require_test_checkpoint(cfg), model)
-            model.load_state_dict(state["best_model"])
-            best_epoch, epochs_run = state["best_epoch"], state["epoch"]
-        else:
-            weights = (
-                class_weights(splits["train"], len(classes)) if cfg.train.class_weights else None
-            )
-
-            def report(epoch: int, row: dict[str, float]) -> None:
-                tracking.log_epoch(row, epoch)
-                if on_epoch is not None:
-                    on_epoch(epoch, row)
-
-            result = fit(
-                model, loaders["train"], loaders["val"], cfg.train, cfg.data.task, len(classes),
-                device, class_weights=weights, background_id=background_id,
-                checkpoint=checkpoint, resume=resume, on_epoch=report,
-            )  # fmt: skip
-            best_epoch, epochs_run = result.best_epoch, result.epochs_run
-        final_split = "test" if "test" in loaders else "val"
-        evaluation = evaluate(
-            model, loaders[final_split], loss_function(cfg.data.task), device, cfg.data.task,
-            len(classes), background_id,
-        )  # fmt: skip
-        tracking.log_evaluation(
-            final_split, evaluation.metrics, classes, evaluation.y_true, evaluation.y_pred
-        )
-        import mlflow
-
-        mlflow.log_metrics({"best_epoch": best_epoch, "epochs_run": epochs_run})
-        model_uri, version = None, None  # --test-only: no model logged, no alias moved
-        if not test_only:
-            with tempfile.TemporaryDirectory() as tmp:
-                model_dir = save_model_dir(
-                    Path(tmp) / "model", model.cpu(), model_config_dict(model), spec, classes,
-                    annotations.background,
-                )  # fmt: skip
-                model_uri, version = tracking.log_model(model_dir, cfg.tracking.registered_model)
+    """The whole job in one MLflow run; ``test_only`` logs metrics and registers nothing."""
+    setup = build(cfg)
+    with tracking.tracked_run(cfg, setup.tags()) as run:
+        tracking.log_config(cfg, setup.classes)
+        fitted = fit_or_restore(setup, resume, test_only, on_epoch)
+        test_metrics = evaluate_and_log(setup)
+        tracking.log_metrics({"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run})
+        model_uri, version = (None, None) if test_only else register(setup)
     return TrainingOutcome(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
         tracking_uri=tracking.resolve_uri(cfg),
         model_uri=model_uri,
         registered_version=version,
-        test_metrics={f"{final_split}_{k}": v for k, v in evaluation.metrics.items()},
-        best_epoch=best_epoch,
-        epochs_run=epochs_run,
-        classes=classes,
-        skipped_videos=missing,
+        test_metrics=test_metrics,
+        best_epoch=fitted.best_epoch,
+        epochs_run=fitted.epochs_run,
+        classes=setup.classes,
+        skipped_videos=setup.missing,
     )

@@ -1,10 +1,15 @@
 """``train_one_epoch`` / ``evaluate`` / ``fit``: the torchvision-references split.
 
-``fit`` runs AdamW with gradient clipping, early stopping on the validation metric with the
-best weights restored, and whole-state checkpoints (model, optimiser, epoch, best weights,
-history, RNG state, whether early stopping ended it) written atomically after every epoch so
+``fit`` runs AdamW with gradient clipping, early stopping on the task's validation score with
+the best weights restored, and whole-state checkpoints written atomically after every epoch so
 ``resume=True`` continues a killed run exactly where it stopped, and returns a finished run's
-result without training again.
+result without training again. What differs between clip and frame comes from the
+:class:`~pipeline.training.task.Task`; nothing here branches on it.
+
+A checkpoint is a ``torch.load(weights_only=True)`` dict (no pickled classes): model and
+optimiser state, epoch, best weights, history, RNG state, whether early stopping ended it, and
+what it is: ``model_config`` (``models.rnn.model_config_dict``) and ``config`` (the flattened
+run config). Checkpoints written before those two keys existed still resume.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from models.rnn import model_config_dict
 from pipeline.config import TrainConfig
-from pipeline.data.datasets import IGNORE_INDEX, Batch
 from pipeline.features.store import atomic_write_bytes
-from pipeline.training.metrics import clip_metrics, frame_metrics
+from pipeline.training.task import Task, VideoResult
+
+EpochReport = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -47,37 +54,40 @@ class FitResult:
     stopped_early: bool = False
 
 
-def selection_score(task: str, metrics: dict[str, float]) -> float:
-    """The validation number early stopping maximises."""
-    if task == "clip":
-        return metrics["accuracy"] + 1e-3 * metrics["f1_macro"]
-    return 0.5 * (metrics["frame_accuracy"] + metrics["f1_50"])
+@dataclass
+class FitSpec:
+    """Everything one :func:`fit` needs."""
 
-
-def loss_function(task: str, weights: torch.Tensor | None = None) -> nn.Module:
-    return nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE_INDEX)
-
-
-def _loss(loss_fn: nn.Module, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    if logits.dim() == 3:  # frame task: (B, T, C) against (B, T), padding is IGNORE_INDEX
-        return loss_fn(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
-    return loss_fn(logits, batch.y)
+    model: nn.Module  # a ``models.rnn`` model of ``task``
+    task: Task
+    train_loader: DataLoader
+    val_loader: DataLoader
+    cfg: TrainConfig
+    num_classes: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    class_weights: torch.Tensor | None = None  # (C,) loss weights, or None
+    checkpoint: Path | None = None  # written after every epoch; None: no checkpoints
+    resume: bool = False  # continue from ``checkpoint`` when it exists
+    on_epoch: EpochReport | None = None  # (epoch, metrics row), also for resumed epochs
+    run_config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints
 
 
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
-    loss_fn: nn.Module,
+    task: Task,
     device: torch.device,
     grad_clip: float | None = None,
+    class_weights: torch.Tensor | None = None,
 ) -> float:
+    """One pass over ``loader``; the mean training loss per video."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
         logits = model(batch.x, batch.lengths)
-        loss = _loss(loss_fn, logits, batch)
+        loss = task.loss(logits, batch.y, class_weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -92,90 +102,60 @@ def train_one_epoch(
 def evaluate(
     model: nn.Module,
     loader: DataLoader,
-    loss_fn: nn.Module,
-    device: torch.device,
-    task: str,
-    num_classes: int,
-    background_id: int | None = None,
-) -> EvalResult:
-    model.eval()
-    total, count = 0.0, 0
-    videos, y_true, y_pred, scores = [], [], [], []
-    for batch in loader:
-        batch = batch.to(device)
-        logits = model(batch.x, batch.lengths)
-        total += float(_loss(loss_fn, logits, batch)) * len(batch.lengths)
-        count += len(batch.lengths)
-        probs = logits.float().softmax(-1).cpu().numpy()
-        targets = batch.y.cpu().numpy()
-        for i, video in enumerate(batch.videos):
-            videos.append(video)
-            if task == "clip":
-                y_true.append(int(targets[i]))
-                y_pred.append(int(probs[i].argmax()))
-                scores.append(probs[i])
-            else:
-                steps = int(batch.lengths[i])
-                y_true.append(targets[i, :steps])
-                y_pred.append(probs[i, :steps].argmax(-1))
-                scores.append(probs[i, :steps])
-    if not videos:
-        raise ValueError("nothing to evaluate: the split is empty")
-    if task == "clip":
-        metrics = clip_metrics(y_true, np.stack(scores), num_classes)
-    else:
-        background = () if background_id is None else (background_id,)
-        metrics = frame_metrics(y_pred, y_true, background=background)
-    return EvalResult(total / max(count, 1), metrics, videos, y_true, y_pred, scores)
-
-
-def fit(
-    model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
-    cfg: TrainConfig,
-    task: str,
+    task: Task,
     num_classes: int,
     device: torch.device,
     class_weights: torch.Tensor | None = None,
-    background_id: int | None = None,
-    checkpoint: Path | None = None,
-    resume: bool = False,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> FitResult:
-    """Train with early stopping; on return ``model`` holds the best validation weights."""
-    loss_fn = loss_function(task, None if class_weights is None else class_weights.to(device))
+) -> EvalResult:
+    """Loss, the task's metrics and every video's truth, prediction and probabilities."""
+    model.eval()
+    total, count = 0.0, 0
+    videos: list[str] = []
+    results: list[VideoResult] = []
+    for batch in loader:
+        batch = batch.to(device)
+        logits = model(batch.x, batch.lengths)
+        total += float(task.loss(logits, batch.y, class_weights)) * len(batch.lengths)
+        count += len(batch.lengths)
+        probs = logits.float().softmax(-1).cpu().numpy()  # (B, C) or (B, T, C)
+        targets = batch.y.cpu().numpy()
+        for i, video in enumerate(batch.videos):
+            videos.append(video)
+            results.append(task.video_result(probs[i], targets[i], int(batch.lengths[i])))
+    if not videos:
+        raise ValueError("nothing to evaluate: the split is empty")
+    return EvalResult(
+        loss=total / max(count, 1),
+        metrics=task.metrics(results, num_classes),
+        videos=videos,
+        y_true=[result.true for result in results],
+        y_pred=[result.pred for result in results],
+        scores=[result.scores for result in results],
+    )
+
+
+def fit(spec: FitSpec) -> FitResult:
+    """Train with early stopping; on return ``spec.model`` holds the best validation weights."""
+    cfg, model = spec.cfg, spec.model
+    weights = None if spec.class_weights is None else spec.class_weights.to(spec.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = _fresh_state(model)
-    if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, model, optimizer)
-        # Checkpoints written before the flag existed: the early-stopping rule on their epochs.
-        state["stopped"] |= state["epoch"] - state["best_epoch"] >= cfg.patience > 0
-        if on_epoch is not None:  # the new run's record gets the epochs done before, too
-            for done, row in enumerate(state["history"], start=1):
-                on_epoch(done, row)
+    state = _start_state(spec, optimizer)
     first = cfg.epochs + 1 if state["stopped"] else state["epoch"] + 1  # stopped: nothing to do
     for epoch in range(first, cfg.epochs + 1):
-        _set_sampler_epoch(train_loader, epoch)
-        train_loss = train_one_epoch(model, train_loader, optimizer, loss_fn, device, cfg.grad_clip)
-        result = evaluate(model, val_loader, loss_fn, device, task, num_classes, background_id)
+        _set_sampler_epoch(spec.train_loader, epoch)
+        train_loss = train_one_epoch(
+            model, spec.train_loader, optimizer, spec.task, spec.device, cfg.grad_clip, weights
+        )
+        result = evaluate(model, spec.val_loader, spec.task, spec.num_classes, spec.device, weights)
         row = {"train_loss": train_loss, "val_loss": result.loss}
         row.update({f"val_{k}": v for k, v in result.metrics.items()})
-        state["history"].append(row)
-        score = selection_score(task, result.metrics)
-        # Small validation sets saturate the metric early: among equal scores, the lower
-        # validation loss wins (a better-calibrated model, not just the first to get there).
-        if (score, -result.loss) > (state["best_score"], -state["best_loss"]):
-            state.update(
-                best_score=score, best_loss=result.loss, best_epoch=epoch,
-                best_model=_copy_state(model),
-            )  # fmt: skip
-        state["epoch"] = epoch
+        score = spec.task.selection_score(result.metrics)
+        _record_epoch(state, model, epoch, row, score, result.loss)
         state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
-        if checkpoint is not None:  # first: a failing `on_epoch` must not lose the epoch
-            save_checkpoint(checkpoint, model, optimizer, state)
-        if on_epoch is not None:
-            on_epoch(epoch, row)
+        if spec.checkpoint is not None:  # first: a failing `on_epoch` must not lose the epoch
+            save_checkpoint(spec.checkpoint, model, optimizer, state, spec.run_config)
+        if spec.on_epoch is not None:
+            spec.on_epoch(epoch, row)
         if state["stopped"]:
             break
     model.load_state_dict(state["best_model"])
@@ -186,6 +166,37 @@ def fit(
         history=state["history"],
         stopped_early=state["epoch"] < cfg.epochs,
     )
+
+
+def _start_state(spec: FitSpec, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A fresh state, or the checkpoint's when resuming (its epochs reported again)."""
+    if not (spec.resume and spec.checkpoint is not None and spec.checkpoint.is_file()):
+        return _fresh_state(spec.model)
+    state = load_checkpoint(spec.checkpoint, spec.model, optimizer)
+    # Checkpoints written before the flag existed: the early-stopping rule on their epochs.
+    state["stopped"] |= state["epoch"] - state["best_epoch"] >= spec.cfg.patience > 0
+    if spec.on_epoch is not None:  # the new run's record gets the epochs done before, too
+        for done, row in enumerate(state["history"], start=1):
+            spec.on_epoch(done, row)
+    return state
+
+
+def _record_epoch(
+    state: dict[str, Any],
+    model: nn.Module,
+    epoch: int,
+    row: dict[str, float],
+    score: float,
+    loss: float,
+) -> None:
+    state["history"].append(row)
+    # Small validation sets saturate the metric early: among equal scores, the lower
+    # validation loss wins (a better-calibrated model, not just the first to get there).
+    if (score, -loss) > (state["best_score"], -state["best_loss"]):
+        state.update(
+            best_score=score, best_loss=loss, best_epoch=epoch, best_model=_copy_state(model)
+        )
+    state["epoch"] = epoch
 
 
 def _fresh_state(model: nn.Module) -> dict[str, Any]:
@@ -211,9 +222,14 @@ def _set_sampler_epoch(loader: DataLoader, epoch: int) -> None:
 
 
 def save_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    run_config: dict[str, Any] | None = None,
 ) -> None:
-    """Whole training state, written atomically (a kill mid-write keeps the previous one)."""
+    """Whole training state and what it belongs to, written atomically (a kill mid-write keeps
+    the previous one)."""
     buffer = io.BytesIO()
     torch.save(
         {
@@ -221,6 +237,8 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "model_config": model_config_dict(model),
+            "config": dict(run_config or {}),
             **state,
         },
         buffer,
@@ -231,8 +249,9 @@ def save_checkpoint(
 def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> dict[str, Any]:
-    # weights_only: a checkpoint is data, never code (no arbitrary unpickling).
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    """Restore ``model`` (and ``optimizer``) and the RNG; the training state (epoch, best
+    weights, history, stopped)."""
+    data = _read(path)
     model.load_state_dict(data["model"])
     if optimizer is not None:
         optimizer.load_state_dict(data["optimizer"])
@@ -244,3 +263,22 @@ def load_checkpoint(
     state = {k: data[k] for k in keys}
     state["stopped"] = bool(data.get("stopped", False))  # absent in older checkpoints
     return state
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says about itself; None for checkpoints written before it did."""
+
+    model_config: dict[str, Any] | None  # ``build_model(**model_config)`` rebuilds the model
+    config: dict[str, Any] | None  # the flattened run config (``Config.flat()``)
+    epoch: int
+
+
+def checkpoint_info(path: Path) -> CheckpointInfo:
+    data = _read(path)
+    return CheckpointInfo(data.get("model_config"), data.get("config") or None, data["epoch"])
+
+
+def _read(path: Path) -> dict[str, Any]:
+    # weights_only: a checkpoint is data, never code (no arbitrary unpickling).
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,17 +1,27 @@
 """The two tasks, clip (many-to-one) and frame (synced many-to-many), as objects.
 
-Everything that differs between them lives here, so the loop, the job, labelling and the
-pyfunc ask the task instead of branching on its name. Labelling implements
-:class:`LabelBuilder`; a task picks which of its two methods turns its predictions into labels.
+Everything that differs between them lives here (the model to build, the target layout, the
+loss over padded steps, the metrics, the early-stopping score, predictions -> labels), so the
+loop, the job, labelling and the pyfunc ask the task instead of branching on its name.
+Labelling implements :class:`LabelBuilder`; a task picks which of its two methods turns its
+predictions into labels. Torch is imported only by the methods that need it, so naming a task
+stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.training.metrics import clip_metrics, frame_metrics
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from models.rnn import RNNConfig
 
 
 class LabelBuilder(Protocol):
@@ -24,11 +34,56 @@ class LabelBuilder(Protocol):
         ...
 
 
+class VideoResult(NamedTuple):
+    """One video's evaluation: its truth, prediction and probabilities."""
+
+    true: Any  # clip: class id; frame: (T,) class ids
+    pred: Any  # clip: class id; frame: (T,) class ids
+    scores: np.ndarray  # clip: (C,); frame: (T, C)
+
+
 class Task:
-    """Base of the two tasks; ``name`` is the config value (``data.task``)."""
+    """Base of the two tasks; ``name`` is the config value (``data.task``) and the model's
+    ``task`` (``models.rnn.MODELS`` key, the ``task`` of a saved model's config)."""
 
     name: str
     per_step: bool  # one label per sampled step (frame) rather than one per video (clip)
+    # Targets of a batch: clip (B,) class ids; frame (B, T) with IGNORE_INDEX on padded steps.
+    target_dims: int
+    # Class ids left out of segments in the metrics (frame: background is always id 0).
+    background_ids: tuple[int, ...] = ()
+
+    def build_model(self, input_dim: int, num_classes: int, cfg: RNNConfig) -> nn.Module:
+        """This task's model (``models.rnn.MODELS[name]``)."""
+        from models.rnn import build_model
+
+        return build_model(self.name, input_dim, num_classes, cfg)
+
+    def loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the batch's targets; padded steps (``IGNORE_INDEX``) count
+        for nothing. ``weight``: optional (C,) class weights on ``logits``' device."""
+        import torch.nn.functional as F
+
+        from pipeline.data.datasets import IGNORE_INDEX
+
+        if targets.dim() != self.target_dims or logits.dim() != self.target_dims + 1:
+            raise ValueError(
+                f"{self.name} task: expected targets with {self.target_dims} dims and logits "
+                f"with {self.target_dims + 1}, got {tuple(targets.shape)} and "
+                f"{tuple(logits.shape)}"
+            )
+        flat = logits.reshape(-1, logits.shape[-1])  # (B, C) or (B * T, C)
+        return F.cross_entropy(flat, targets.reshape(-1), weight=weight, ignore_index=IGNORE_INDEX)
+
+    def video_result(self, probs: np.ndarray, target: np.ndarray, length: int) -> VideoResult:
+        """One video's row of a batch (``probs`` (C,) or (T, C), padded) -> its result."""
+        raise NotImplementedError
+
+    def metrics(self, results: list[VideoResult], num_classes: int) -> dict[str, float]:
+        """The task's metrics over videos (names in ``pipeline.training.metrics``)."""
+        raise NotImplementedError
 
     def selection_score(self, metrics: dict[str, float]) -> float:
         """The validation number early stopping maximises."""
@@ -49,6 +104,14 @@ class Task:
 class ClipTask(Task):
     name = "clip"
     per_step = False
+    target_dims = 1
+
+    def video_result(self, probs: np.ndarray, target: np.ndarray, length: int) -> VideoResult:
+        return VideoResult(int(target), int(probs.argmax()), probs)
+
+    def metrics(self, results: list[VideoResult], num_classes: int) -> dict[str, float]:
+        scores = np.stack([result.scores for result in results])  # (N, C)
+        return clip_metrics([result.true for result in results], scores, num_classes)
 
     def selection_score(self, metrics: dict[str, float]) -> float:
         return metrics["accuracy"] + 1e-3 * metrics["f1_macro"]
@@ -63,6 +126,17 @@ class ClipTask(Task):
 class FrameTask(Task):
     name = "frame"
     per_step = True
+    target_dims = 2
+    background_ids = (0,)  # annotations put the background label first
+
+    def video_result(self, probs: np.ndarray, target: np.ndarray, length: int) -> VideoResult:
+        steps = probs[:length]  # (T, C) without padding
+        return VideoResult(target[:length], steps.argmax(-1), steps)
+
+    def metrics(self, results: list[VideoResult], num_classes: int) -> dict[str, float]:
+        preds = [result.pred for result in results]
+        trues = [result.true for result in results]
+        return frame_metrics(preds, trues, background=self.background_ids)
 
     def selection_score(self, metrics: dict[str, float]) -> float:
         return 0.5 * (metrics["frame_accuracy"] + metrics["f1_50"])
