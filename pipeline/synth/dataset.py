@@ -338,27 +338,45 @@ def _clip_label(item: PlannedVideo) -> str:
     return item.video.label
 
 
-_MARKER = {"clip": "labels.csv", "frame": "segments.csv"}
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between the two synthetic datasets."""
+
+    marker: str  # the annotation file that marks a folder as this kind's dataset
+    classes: tuple[str, ...]
+    min_videos: int
+    video_globs: tuple[str, ...]  # where its videos and per-video ground truth lie
+    annotate: Callable[[Path, list[PlannedVideo]], tuple[Path, ...]]
+
+
+_KINDS = {
+    "clip": _Kind(
+        "labels.csv", tuple(CLIP_CLASSES), len(CLIP_CLASSES),
+        tuple(f"{name}/*.mp4" for name in CLIP_CLASSES), _clip_annotations,
+    ),
+    "frame": _Kind(
+        "segments.csv", (BACKGROUND, *FRAME_CLASSES), 1,
+        ("videos/*.mp4", "groundTruth/*.txt"), _frame_annotations,
+    ),
+}  # fmt: skip
 
 
 def _check_out(root: Path, task: str) -> None:
     """Refuse to scatter files into a folder that is not (an earlier run of) this task's
     dataset: stale videos would silently join a folder-per-class dataset."""
+    marker = _KINDS[task].marker
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a folder")
-    if root.is_dir() and any(root.iterdir()) and not (root / _MARKER[task]).is_file():
+    if root.is_dir() and any(root.iterdir()) and not (root / marker).is_file():
         raise UserError(
             f"{root} is not empty and holds no synthetic {task} dataset "
-            f"(no {_MARKER[task]}): choose a new or empty folder"
+            f"(no {marker}): choose a new or empty folder"
         )
 
 
 def _remove_stale(root: Path, task: str, written: set[Path]) -> None:
     """Drop videos and ground-truth files of an earlier, larger run in the same folder."""
-    if task == "clip":
-        candidates = [p for name in CLIP_CLASSES for p in (root / name).glob("*.mp4")]
-    else:
-        candidates = [*(root / "videos").glob("*.mp4"), *(root / "groundTruth").glob("*.txt")]
+    candidates = [path for pattern in _KINDS[task].video_globs for path in root.glob(pattern)]
     stems = {path.stem for path in written}
     for path in candidates:
         if path not in written and not (path.suffix == ".txt" and path.stem in stems):
@@ -366,11 +384,11 @@ def _remove_stale(root: Path, task: str, written: set[Path]) -> None:
 
 
 def _check_args(task: str, videos: int, seed: int, duration_s: tuple[float, float]) -> None:
-    if task not in _MARKER:
+    if task not in _KINDS:
         raise UserError(f"task must be clip or frame, got {task!r}")
     if seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {seed}")
-    minimum = len(CLIP_CLASSES) if task == "clip" else 1
+    minimum = _KINDS[task].min_videos
     if videos < minimum:
         raise UserError(f"{task} task needs at least {minimum} videos, got {videos}")
     if not 0 < duration_s[0] <= duration_s[1]:
@@ -400,10 +418,11 @@ def write_dataset(
     _check_args(task, videos, seed, duration_s)
     root = Path(out)
     _check_out(root, task)
-    if task == "clip":
-        plan = plan_clip_dataset(videos, seed, duration_s, sizes)
-    else:
-        plan = plan_frame_dataset(videos, seed, sizes, segments, segment_s, gap_s)
+    plans = {
+        "clip": lambda: plan_clip_dataset(videos, seed, duration_s, sizes),
+        "frame": lambda: plan_frame_dataset(videos, seed, sizes, segments, segment_s, gap_s),
+    }
+    plan = plans[task]()
     written = set()
     for item in plan:
         path = root / item.relpath
@@ -416,10 +435,7 @@ def write_dataset(
         written.add(path)
         if on_video is not None:
             on_video(path)
-    if task == "clip":
-        annotations = _clip_annotations(root, plan)
-    else:
-        annotations = _frame_annotations(root, plan)
+    annotations = _KINDS[task].annotate(root, plan)
     _remove_stale(root, task, written)
     return _summary(task, root, plan, annotations)
 
@@ -432,7 +448,7 @@ def _summary(
         task=task,
         root=root,
         videos=len(plan),
-        classes=tuple(CLIP_CLASSES if task == "clip" else [BACKGROUND, *FRAME_CLASSES]),
+        classes=_KINDS[task].classes,
         splits={name: sum(item.split == name for item in plan) for name in SPLITS},
         frames=sum(spec.frames for spec in specs),
         duration_s=sum(spec.duration_s for spec in specs),
