@@ -539,7 +539,7 @@ def test_the_pyfunc_requires_every_distribution_its_predict_path_imports() -> No
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=180
     ).stdout.split()
     required = {re.split(r"[=<>!~ ;\[]", pin)[0].lower() for pin in _requirements()}
-    assert {"opencv-python-headless", "rich"} <= required
+    assert "opencv-python-headless" in required
     distributions = packages_distributions()  # import name -> the distributions that hold it
     imported = _imported_names(loaded) - set(sys.stdlib_module_names) - {"pipeline", "models"}
     missing = {

@@ -11,7 +11,6 @@ _EXPORTS = {
     "SegmentBuilder": "segments",
     "VideoLabels": "segments",
     "get_model": "predict",
-    "resolve_model": "predict",
     "check_spec": "predict",
     "label_video": "predict",
     "predict_table": "predict",
