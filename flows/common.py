@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from pipeline.errors import UserError
+from pipeline.jobs import VideoRecord
 
 # OSErrors that a retry a second later cannot fix: a wrong path, a folder, no permission.
 PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -27,7 +26,7 @@ def transient(task, task_run, state) -> bool:
     return False
 
 
-def collect(future: PrefectFuture, failed_record: dict[str, Any]) -> dict[str, Any]:
+def collect(future: PrefectFuture, failed_record: VideoRecord) -> VideoRecord:
     """A finished task's record; a failed task becomes ``failed_record`` with its reason."""
     future.wait()
     state = future.state
@@ -35,7 +34,7 @@ def collect(future: PrefectFuture, failed_record: dict[str, Any]) -> dict[str, A
         return future.result()
     error = state.result(raise_on_failure=False)
     reason = str(error) if isinstance(error, BaseException) else (state.message or state.name)
-    return {**failed_record, "status": "failed", "error": reason or "failed"}
+    return failed_record.failed(reason or "failed")
 
 
 def per_video_task(name: str, run_name: str):

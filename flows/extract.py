@@ -18,27 +18,28 @@ from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
-from pipeline.features.extract import VideoResult, extract_one, get_extractor
+from pipeline.features.extract import extract_one, get_extractor
 from pipeline.features.extractor import spec_from_config
 from pipeline.features.store import FeatureStore
-from pipeline.jobs import JobSummary
+from pipeline.jobs import JobSummary, VideoRecord
 from pipeline.progress import reporter
 
 
 @per_video_task("extract-video", "extract {video}")
-def extract_video_task(video: str, config: Config) -> dict[str, Any]:
-    return extract_one(Path(video), config).to_dict()
+def extract_video_task(video: str, config: Config) -> VideoRecord:
+    return extract_one(Path(video), config)
 
 
 # runner.kind: local runs one video at a time in-process: each task already overlaps decode
 # and inference, and on a small machine parallel tasks would only fight over the same cores.
-# runner.kind: dask swaps in a DaskTaskRunner for the mapped tasks (pipeline/runner.py).
+# runner.kind: dask swaps in a DaskTaskRunner for the mapped tasks (flows/runner.py).
 @flow(name="extract_features", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def extract_features(config: Config, print_summary: bool = True) -> dict[str, Any]:
     """Extract the features of every video in ``config.data.videos`` (skipping stored ones)."""
     if config.data.videos is None:
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
     videos = discover_videos(config.data.videos, config.data.extensions)
+    reporter().videos(len(videos))
     spec = spec_from_config(config)
     # Built once before any video (local tasks reuse it): a bad backbone or weights that cannot
     # be fetched is one error, whatever started the flow, not one failure per video.
@@ -51,7 +52,7 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
             extract_video_task, video=[str(v) for v in videos], config=unmapped(config)
         )
         for video, future in zip(videos, futures, strict=True):
-            record = collect(future, VideoResult(str(video), "failed").to_dict())
+            record = collect(future, VideoRecord(str(video), "failed"))
             summary.add(record)
             reporter().video_done(record)
     create_table_artifact(

@@ -1,8 +1,9 @@
 """Prefect flow ``label_folder``: every video of a folder labelled by one trained model.
 
-Thin: the per-video work (extraction with the model's own extractor spec, prediction, output
-files) is :func:`pipeline.labeling.label_one`; tasks pass paths and small records, never arrays.
-The model is loaded once per process (:func:`pipeline.labeling.get_model`).
+Thin: the folder plan is :func:`pipeline.labeling.plan_folder`, the per-video work (extraction
+with the model's own extractor spec, prediction, output files) :func:`pipeline.labeling.label_one`;
+tasks pass paths and small records, never arrays. The model is loaded once per process
+(:func:`pipeline.labeling.get_model`).
 """
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.common import collect, per_video_task
 from flows.runner import task_mapper
 from pipeline.config import Config
-from pipeline.data.discovery import discover_videos
-from pipeline.jobs import JobSummary
+from pipeline.jobs import JobSummary, VideoRecord
+from pipeline.labeling.folder import label_one, plan_folder
 from pipeline.labeling.outputs import (
     INDEX_HTML,
     SUMMARY_COLUMNS,
     SUMMARY_CSV,
-    input_root,
-    output_bases,
-    relative_path,
     summary_csv_text,
     write_if_changed,
 )
 from pipeline.labeling.page import index_html
-from pipeline.labeling.predict import check_spec, get_model, label_one, resolve_model
+from pipeline.labeling.predict import check_spec, get_model
 from pipeline.progress import reporter
+from pipeline.tracking.registry import resolve_model
 
 
 @per_video_task("label-video", "label {relative}")
@@ -45,7 +44,7 @@ def label_video_task(
     model: str,
     source: str,
     tracking: str,
-) -> dict[str, Any]:
+) -> VideoRecord:
     # `source` is the version the flow pinned `model` to: an alias moving mid-run changes nothing.
     loaded = replace(get_model(source, tracking), uri=model)
     return label_one(Path(video), relative, base, Path(output), config, loaded)
@@ -74,28 +73,25 @@ def label_folder(
     cfg = (config or Config()).model_copy(deep=True)
     if overwrite is not None:
         cfg.label.overwrite = overwrite
+    videos = plan_folder(Path(input), cfg.data.extensions)
+    reporter().videos(len(videos))
     tracking = resolve_uri(cfg)
     pinned = resolve_model(model, tracking).source  # one version for the whole run
     loaded = replace(get_model(pinned, tracking), uri=model)
     check_spec(loaded.model.spec)
-    source = Path(input).expanduser()
-    videos = discover_videos(source, cfg.data.extensions)
-    root = input_root(source)
-    bases = output_bases(videos, root)
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    relative = {v: relative_path(v, root) for v in videos}
     summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
-    # runner.kind picks the runner at run time (pipeline/runner.py), as in extract_features.
+    # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
     with task_mapper(cfg) as map_tasks:
         futures = map_tasks(
-            label_video_task, video=[str(v) for v in videos],
-            relative=[relative[v] for v in videos], base=[bases[v] for v in videos],
+            label_video_task, video=[str(v.path) for v in videos],
+            relative=[v.relative for v in videos], base=[v.base for v in videos],
             output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
             source=unmapped(pinned), tracking=unmapped(tracking),
         )  # fmt: skip
         for video, future in zip(videos, futures, strict=True):
-            failed = {"video": relative[video], "path": str(video)}
+            failed = VideoRecord(video.relative, "failed", path=str(video.path))
             record = collect(future, failed)
             summary.add(record)
             reporter().video_done(record)
@@ -110,7 +106,7 @@ def _finish(
     summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
     write_if_changed(summary_csv, summary_csv_text(records))
     write_if_changed(index, index_html(out, records, model))
-    table = [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in records]
+    table = [r.row(SUMMARY_COLUMNS) for r in records]
     create_table_artifact(key="label-summary", table=table, description=summary.markdown())
     if print_summary:
         print(summary.text())

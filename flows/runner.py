@@ -22,7 +22,6 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from prefect import Flow
     from prefect.task_runners import TaskRunner
 
 SERVER_HINT = (
@@ -96,20 +95,16 @@ def _quiet_dask() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
-def with_runner(flow: Flow, cfg: Config) -> Flow:
-    """``flow`` with the task runner that ``cfg.runner`` asks for."""
-    return flow.with_options(task_runner=task_runner_for(cfg))
-
-
 @contextlib.contextmanager
 def task_mapper(cfg: Config) -> Iterator[Callable[..., Any]]:
     """``map(task, **parameters) -> futures`` on the runner ``cfg.runner`` asks for.
 
-    Inside a flow that already runs on Dask (``with_runner``) or with ``runner.kind: local``
-    this is ``task.map``; otherwise a Dask runner is started for the block and stopped after
-    it, so collect the futures inside the block. Choosing here, at run time, makes the choice
-    hold however the flow was started: the CLI, a subflow of ``train``, a served or a
-    work-pool deployment (which re-import the flow with its decorator's runner).
+    Inside a flow that already runs on Dask (one given a ``DaskTaskRunner`` through
+    ``flow.with_options``) or with ``runner.kind: local`` this is ``task.map``; otherwise a Dask
+    runner is started for the block and stopped after it, so collect the futures inside the
+    block. Choosing here, at run time, makes the choice hold however the flow was started: the
+    CLI, a subflow of ``train``, a served or a work-pool deployment (which re-import the flow
+    with its decorator's runner).
     """
     from prefect.context import FlowRunContext
     from prefect_dask import DaskTaskRunner

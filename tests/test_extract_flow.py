@@ -57,6 +57,53 @@ def test_moved_video_hits_the_store_and_spec_change_misses(prefect_api, clip_dat
         assert _run(changed)["ok"] == 1, key
 
 
+class _Recorder:
+    """A reporter that keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def videos(self, count: int) -> None:
+        self.events.append(("videos", count))
+
+    def frames(self, count: int) -> None:
+        self.events.append(("frames", count))
+
+    def video_done(self, record) -> None:
+        self.events.append(("done", record))
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.events.append(("epoch", epoch))
+
+
+def test_the_flow_reports_its_video_count_first_and_the_cli_shows_it(
+    prefect_api, clip_dataset, tmp_path
+):
+    from pipeline.jobs import VideoRecord
+    from pipeline.progress import reporting
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for video in _videos(clip_dataset)[:2]:
+        shutil.copy(video, folder / video.name)
+    cfg = tiny_config(tmp_path, folder, None, "clip")
+    recorder = _Recorder()
+    with reporting(recorder):
+        summary = _run(cfg)
+    assert recorder.events[0] == ("videos", 2)  # before any frame or video
+    done = [record for kind, record in recorder.events if kind == "done"]
+    assert all(isinstance(r, VideoRecord) for r in done) and [r.status for r in done] == ["ok"] * 2
+    assert sum(n for kind, n in recorder.events if kind == "frames") == summary["frames"] > 0
+    assert summary["records"] == [r.to_dict() for r in done]
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["extract", "-c", str(cfg_path)])
+    assert result.exit_code == 0, result.output
+    shown = "".join(result.output.split())  # rich wraps long lines
+    assert f"extractingfeaturesof2videosinto{cfg.features.store}" in shown
+    assert "2/2" in shown  # the videos bar knew its total
+
+
 def _damaged_files(folder: Path, good: Path) -> dict[str, str]:
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.avi").write_text("this is not a video\n" * 50)

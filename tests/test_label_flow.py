@@ -129,7 +129,7 @@ def per_video_files(output: Path) -> dict[str, int]:
 def test_every_good_video_gets_all_three_valid_files(labelled: Labelled) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from pipeline.labeling.outputs import LABELS_SCHEMA
-    from pipeline.labeling.predict import expand_frame_runs
+    from pipeline.labeling.segments import expand_frame_runs
 
     rows = summary_rows(labelled.output)
     assert set(rows) == set(good_videos(labelled)) | set(DAMAGED), labelled.output_text
@@ -164,6 +164,9 @@ def test_damaged_files_are_failed_rows_and_the_exit_code_is_1(labelled: Labelled
         assert rows[video]["status"] == "failed" and rows[video]["error"], rows[video]
         assert not list((labelled.output / "damaged").glob(Path(video).stem + ".*"))
     assert "index.html" in labelled.output_text and "summary.csv" in labelled.output_text
+    shown = "".join(labelled.output_text.split())  # rich wraps long lines
+    videos = len(rows)  # the flow's count, reported before the first video, sized the bar
+    assert f"labelling{videos}videoswith{MODEL_URI}" in shown and f"{videos}/{videos}" in shown
 
 
 def test_videos_sharing_a_stem_keep_their_extension(labelled: Labelled) -> None:
@@ -176,7 +179,7 @@ def test_videos_sharing_a_stem_keep_their_extension(labelled: Labelled) -> None:
 
 
 def test_synthetic_segments_match_the_ground_truth(labelled: Labelled) -> None:
-    from pipeline.labeling.predict import expand_frame_runs
+    from pipeline.labeling.segments import expand_frame_runs
     from pipeline.training.metrics import segment_f1
 
     preds, trues = [], []
@@ -242,7 +245,7 @@ def test_an_interrupted_run_is_finished_by_the_next_one(labelled, tmp_path) -> N
 
 
 def test_overwrite_relabels_and_min_segment_s_counts_as_a_change(labelled, tmp_path) -> None:
-    from pipeline.labeling.predict import expand_frame_runs
+    from pipeline.labeling.segments import expand_frame_runs
 
     out = copy_output(labelled, tmp_path)
     synthetic = labelled.input / "synthetic"

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.jobs import VideoRecord
+from pipeline.labeling.folder import output_bases
 from pipeline.labeling.outputs import (
     LABELS_SCHEMA,
     OutputPaths,
     current_document,
     labels_document,
-    output_bases,
     segments_csv_text,
     summary_csv_text,
     vtt_text,
@@ -23,8 +24,9 @@ from pipeline.labeling.outputs import (
     write_outputs,
 )
 from pipeline.labeling.page import render_index
-from pipeline.labeling.predict import (
+from pipeline.labeling.segments import (
     Run,
+    SegmentBuilder,
     expand_frame_runs,
     frame_bounds,
     label_runs,
@@ -33,9 +35,10 @@ from pipeline.labeling.predict import (
     merge_short_runs,
     steps_of_frames,
 )
+from pipeline.video.decode import VideoInfo
 
 CLASSES = ["background", "stir", "pour"]
-INFO = {"fps": 10.0, "frames": 20, "duration_s": 2.0, "width": 64, "height": 48}
+INFO = VideoInfo("/videos/sub/a.mp4", 20, 10.0, 2.0, 64, 48, 0, "h264", "opencv")
 
 
 def one_hot(labels: list[int], classes: int = 3, confidence: float = 0.8) -> np.ndarray:
@@ -130,7 +133,7 @@ def test_frame_labels_give_segments_without_background_end_exclusive() -> None:
     ]
     first, _, last = labels.segments
     assert (first["start_s"], first["end_s"]) == (0.4, 1.0)
-    assert last["end_s"] == INFO["duration_s"]  # the last frame ends with the video
+    assert last["end_s"] == INFO.duration_s  # the last frame ends with the video
     assert all(s["score"] == pytest.approx(0.8) for s in labels.segments)
     assert (labels.label, labels.score) == ("stir", pytest.approx(0.8))  # 8 frames vs pour's 4
 
@@ -138,7 +141,7 @@ def test_frame_labels_give_segments_without_background_end_exclusive() -> None:
 def test_frame_labels_cover_exactly_the_native_frame_count() -> None:
     labels = frame_labels()
     per_frame = expand_frame_runs(labels.frames)
-    assert len(per_frame) == INFO["frames"]
+    assert len(per_frame) == INFO.frames
     assert per_frame[:6] == ["background"] * 4 + ["stir"] * 2
     assert labels.samples["labels"][:3] == ["background", "background", "stir"]
     assert labels.samples["indices"] == list(range(0, 20, 2))
@@ -156,8 +159,8 @@ def test_segment_times_follow_real_timestamps() -> None:
 def test_min_segment_s_removes_every_short_run() -> None:
     labels = frame_labels(min_segment_s=0.5)
     runs = labels.frames["runs"]
-    assert all((end - start) / INFO["fps"] >= 0.5 for _, start, end in runs), runs
-    assert len(expand_frame_runs(labels.frames)) == INFO["frames"]
+    assert all((end - start) / INFO.fps >= 0.5 for _, start, end in runs), runs
+    assert len(expand_frame_runs(labels.frames)) == INFO.frames
 
 
 def test_clip_labels_give_label_score_all_scores_and_one_whole_video_segment() -> None:
@@ -178,6 +181,34 @@ def test_clip_labels_give_label_score_all_scores_and_one_whole_video_segment() -
         }
     ]
     assert labels.samples is None and labels.frames is None
+
+
+def test_the_builder_holds_what_labels_need_and_the_task_picks_clip_or_frames() -> None:
+    from dataclasses import replace
+
+    from pipeline.training.task import task_named
+
+    indices = np.arange(0, 20, 2)
+    builder = SegmentBuilder(CLASSES, INFO, indices, indices / 10.0, background="background")
+    probs = one_hot([0, 0, 1, 1, 1, 0, 2, 2, 0, 1])  # (T, C)
+    frames = task_named("frame").to_labels(probs, builder)
+    assert frames == replace(frame_labels(), sampled=len(indices))
+    clip = task_named("clip").to_labels(probs[3], builder)  # (C,)
+    assert clip == replace(labels_from_clip(probs[3], CLASSES, INFO), sampled=len(indices))
+    assert (clip.task, frames.task) == ("clip", "frame")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (INFO.to_dict(), INFO),
+        ({**INFO.to_dict(), "decoder_extra": 1}, INFO),  # a newer header's extra key
+        ({k: getattr(INFO, k) for k in ("fps", "frames", "duration_s", "width", "height")},
+         VideoInfo("", 20, 10.0, 2.0, 64, 48, 0, "unknown", "unknown")),  # an older header
+    ],
+)  # fmt: skip
+def test_video_info_comes_back_typed_from_a_store_header(header, expected) -> None:
+    assert VideoInfo.from_dict(json.loads(json.dumps(header))) == expected
 
 
 # --- output files ------------------------------------------------------------------------------
@@ -243,8 +274,8 @@ def test_segments_and_summary_csv(tmp_path) -> None:
         "stir,0.4,1.0,4,10,0.8",
     ]
     records = [
-        {"video": "a.mp4", "status": "ok", "label": "stir", "score": 0.81234, "error": None},
-        {"video": "b,c.mp4", "status": "failed", "error": "not a video"},
+        VideoRecord("a.mp4", "ok", label="stir", score=0.81234),
+        VideoRecord("b,c.mp4", "failed", error="not a video"),
     ]
     assert summary_csv_text(records).splitlines() == [
         "video,status,label,score,error",
@@ -270,6 +301,12 @@ def document(labels=None, fingerprint: str = "f" * 64) -> dict:
         "sub/a.mp4", Path("/videos/sub/a.mp4"), "0" * 64, labels or frame_labels(),
         {**MODEL, "fingerprint": fingerprint}, {"min_segment_s": 0.0},
     )  # fmt: skip
+
+
+def test_labels_json_info_keeps_exactly_its_five_fields() -> None:
+    info = document()["info"]
+    assert info == {"fps": 10.0, "frames": 20, "duration_s": 2.0, "width": 64, "height": 48}
+    assert list(info) == ["fps", "frames", "duration_s", "width", "height"]
 
 
 def test_documents_validate_against_the_schema() -> None:
@@ -316,9 +353,9 @@ def test_write_if_changed_leaves_identical_files_alone(tmp_path) -> None:
 def test_review_page_is_self_contained_with_one_row_per_video() -> None:
     doc = document()
     records = [
-        {"video": "sub/a.mp4", "path": "/videos/sub/a.mp4", "status": "ok", "label": "stir",
-         "score": 0.8, "outputs": ["sub/a.labels.json", "sub/a.segments.csv", "sub/a.vtt"]},
-        {"video": "<script>alert(1)</script>.mp4", "status": "failed", "error": "bad & broken"},
+        VideoRecord("sub/a.mp4", "ok", path="/videos/sub/a.mp4", label="stir", score=0.8,
+                    outputs=["sub/a.labels.json", "sub/a.segments.csv", "sub/a.vtt"]),
+        VideoRecord("<script>alert(1)</script>.mp4", "failed", error="bad & broken"),
     ]  # fmt: skip
     page = render_index(records, {"sub/a.mp4": doc}, MODEL)
     assert page.count('class="video-row"') == 2
@@ -333,11 +370,11 @@ def test_review_page_is_self_contained_with_one_row_per_video() -> None:
 def test_review_page_links_are_url_encoded_and_the_names_shown_as_they_are() -> None:
     doc = document()
     records = [
-        {"video": name, "path": f"/videos/{name}", "status": "ok", "label": "stir",
-         "score": 0.8, "outputs": [f"{stem}.labels.json", f"{stem}.segments.csv", f"{stem}.vtt"]}
+        VideoRecord(name, "ok", path=f"/videos/{name}", label="stir", score=0.8,
+                    outputs=[f"{stem}.labels.json", f"{stem}.segments.csv", f"{stem}.vtt"])
         for name, stem in (("take#2.mp4", "take#2"), ("50%.mp4", "50%"), ("a&b c.mp4", "a&b c"))
     ]  # fmt: skip
-    page = render_index(records, {r["video"]: doc for r in records}, MODEL)
+    page = render_index(records, {r.video: doc for r in records}, MODEL)
     for link in ("take%232.labels.json", "50%25.vtt", "a%26b%20c.segments.csv"):
         assert f'href="{link}"' in page, page
     for link in ("file:///videos/take%232.mp4", "file:///videos/50%25.mp4"):
@@ -459,6 +496,9 @@ def test_an_alias_that_names_nothing_is_a_clear_error(registry) -> None:
 PREDICT_PATH = (
     "pipeline.labeling.pyfunc",
     "pipeline.labeling.predict",
+    "pipeline.labeling.segments",
+    "pipeline.tracking.registry",
+    "pipeline.training.task",
     "pipeline.features.extract",
     "models.rnn",
 )
@@ -499,7 +539,7 @@ def test_the_pyfunc_requires_every_distribution_its_predict_path_imports() -> No
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=180
     ).stdout.split()
     required = {re.split(r"[=<>!~ ;\[]", pin)[0].lower() for pin in _requirements()}
-    assert {"opencv-python-headless", "rich"} <= required
+    assert "opencv-python-headless" in required
     distributions = packages_distributions()  # import name -> the distributions that hold it
     imported = _imported_names(loaded) - set(sys.stdlib_module_names) - {"pipeline", "models"}
     missing = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.runner import RunnerError, check_runner, task_runner_for, with_runner
+from flows.runner import RunnerError, check_runner, task_runner_for
 from tests.conftest import tiny_config
 
 VIDEOS = 6
@@ -137,16 +137,14 @@ def test_remote_scheduler_that_does_not_answer_is_a_clear_error(tmp_path, monkey
     ("kind", "runner_class"),
     [("local", "ThreadPoolTaskRunner"), ("dask", "DaskTaskRunner")],
 )
-def test_with_runner_sets_the_flows_task_runner(kind: str, runner_class: str, tmp_path) -> None:
+def test_runner_kind_picks_the_task_runner(kind: str, runner_class: str, tmp_path) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.extract import extract_features
 
     cfg = tiny_config(tmp_path, tmp_path, None, "clip", **{"runner.kind": kind})
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-        flow = with_runner(extract_features, cfg)
-    assert type(flow.task_runner).__name__ == runner_class
+        runner = task_runner_for(cfg)
+    assert type(runner).__name__ == runner_class
     if kind == "dask":
-        kwargs = flow.task_runner.cluster_kwargs
+        kwargs = runner.cluster_kwargs
         assert kwargs["n_workers"] == 2 and kwargs["threads_per_worker"] == 1
         assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:9/api"

@@ -109,8 +109,8 @@ def synth(
 
     Example: [bold]vidtag synth data/synth_clip --task clip --videos 60 --seed 0[/]
     """
+    from pipeline.cli.console import progress_bar
     from pipeline.errors import UserError
-    from pipeline.progress import progress_bar
     from pipeline.synth.dataset import write_dataset
 
     if task not in ("clip", "frame"):
@@ -211,8 +211,8 @@ def store_verify(
 
     Example: [bold]vidtag store verify --store feature_store --fix[/]
     """
+    from pipeline.cli.console import progress_bar
     from pipeline.features.store_admin import verify
-    from pipeline.progress import progress_bar
 
     feature_store = _store(config, set_, store)
     total = sum(1 for _ in feature_store.entries())
@@ -412,7 +412,7 @@ def label(
 
     Example: [bold]vidtag label inbox/ --model models:/vidtag@candidate --out labels/[/]
     """
-    from pipeline.cli.label_run import run_label
+    from pipeline.cli.runs import run_label
 
     cfg = load(config, set_)
     summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)

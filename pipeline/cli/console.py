@@ -1,29 +1,80 @@
-"""Rich rendering shared by the commands: live progress from tasks, end-of-job summaries."""
+"""Rich rendering for the commands: progress bars driven by the library's reporter events, and
+the end-of-job summaries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from pipeline.progress import Reporter
+from pipeline.jobs import VideoRecord
 
 
-class ProgressReporter(Reporter):
-    """Drives two bars (videos, frames) from task events raised in this process."""
+def progress_bar(console: Console | None = None, transient: bool = False) -> Progress:
+    """One look for every progress bar the tools draw."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+    )
 
-    def __init__(self, progress: Progress, videos: int, what: str = "videos") -> None:
+
+class ProgressReporter:
+    """:class:`pipeline.progress.Reporter` drawing two bars (videos, frames), then one over the
+    training epochs when a training run reports them.
+
+    The videos bar gets its total when the flow reports the count it discovered; ``announce``
+    turns that count into a line printed above the bars.
+    """
+
+    def __init__(
+        self,
+        progress: Progress,
+        what: str = "videos",
+        announce: Callable[[int], str] | None = None,
+        epochs: int | None = None,
+    ) -> None:
         self.progress = progress
-        self.videos_bar = progress.add_task(what, total=videos)
+        self.announce = announce
+        self.videos_bar = progress.add_task(what, total=None)
         self.frames_bar = progress.add_task("frames", total=None)
+        self.epochs = epochs
+        self.epoch_bar: TaskID | None = None
+
+    def videos(self, count: int) -> None:
+        if self.announce is not None:
+            self.progress.console.print(self.announce(count))
+        self.progress.update(self.videos_bar, total=count)
 
     def frames(self, count: int) -> None:
         self.progress.advance(self.frames_bar, count)
 
-    def video_done(self, record: dict) -> None:
+    def video_done(self, record: VideoRecord) -> None:
         self.progress.advance(self.videos_bar)
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.epoch_bar is None:
+            self.epoch_bar = self.progress.add_task("training", total=self.epochs)
+        shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in EPOCH_SHOWN)
+        self.progress.update(self.epoch_bar, completed=epoch, description=f"epoch {epoch}: {shown}")
+
+
+EPOCH_SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_frame_accuracy", "val_f1_50")
 
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
+from pipeline.cli.console import progress_bar
 from pipeline.config import Config, load_config
-from pipeline.progress import progress_bar
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "demo_out"
@@ -79,7 +79,7 @@ def held_back_folder(cfg: Config, task: str) -> Path:
 
 
 def label(cfg: Config, task: str, model_uri: str) -> None:
-    from pipeline.cli.label_run import run_label
+    from pipeline.cli.runs import run_label
 
     inbox = held_back_folder(cfg, task)
     output = OUT / "labels" / task

@@ -1,80 +1,127 @@
-"""What the commands run: a flow under the right Prefect settings with live progress."""
+"""What the extract, train and label commands (and the demo) run: a flow under vidtag's Prefect
+settings, with live progress from the flow's reporter events, then a summary.
+
+:func:`run_flow` is the one scaffold; the flow discovers the videos and reports their count, so
+the command never walks the input itself.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 
-from pipeline.cli.console import ProgressReporter, print_failures, summary_table
+from pipeline.cli.console import ProgressReporter, print_failures, progress_bar, summary_table
 from pipeline.config import Config
-from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
-from pipeline.progress import progress_bar, set_reporter
+from pipeline.progress import reporting
+
+T = TypeVar("T")
 
 
-def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[str, Any]:
+def run_flow(
+    cfg: Config,
+    console: Console,
+    start: Callable[[], T],
+    reporter: Callable[[Progress], ProgressReporter],
+    verbose: bool = False,
+    tracking: bool = False,
+) -> T:
+    """``start()`` (which imports and calls a flow) with bars drawn by ``reporter(progress)``.
+
+    Prefect is configured before it is first imported; a Dask runner without a Prefect server
+    and (with ``tracking``) an unreachable MLflow server fail here, before any long work.
+    """
     from flows.prefect_env import configure
     from flows.runner import check_runner
 
     configure(verbose, run_logs=False)
     check_runner(cfg)  # dask without a Prefect server: say so before anything starts
-    if cfg.data.videos is None:
-        raise UserError("data.videos is not set: give a folder of videos or a manifest")
-    videos = discover_videos(cfg.data.videos, cfg.data.extensions)
-    console.print(f"extracting features of {len(videos)} videos into {cfg.features.store}")
-    from flows.extract import extract_features
+    if tracking:
+        from pipeline.tracking.mlflow import check_reachable, resolve_uri
+
+        check_reachable(resolve_uri(cfg))
     from flows.prefect_env import lean_flow_runs
 
     with progress_bar(console) as progress, lean_flow_runs():
-        set_reporter(ProgressReporter(progress, len(videos)))
-        try:
-            summary = extract_features(cfg, print_summary=False)
-        finally:
-            set_reporter(None)
+        with reporting(reporter(progress)):
+            return start()
+
+
+def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[str, Any]:
+    """``vidtag extract``: every video of ``data.videos`` into the feature store."""
+    if cfg.data.videos is None:
+        raise UserError("data.videos is not set: give a folder of videos or a manifest")
+
+    def start() -> dict[str, Any]:
+        from flows.extract import extract_features
+
+        return extract_features(cfg, print_summary=False)
+
+    def announce(videos: int) -> str:
+        return f"extracting features of {videos} videos into {cfg.features.store}"
+
+    summary = run_flow(
+        cfg, console, start, lambda p: ProgressReporter(p, announce=announce), verbose=verbose
+    )
     console.print(summary_table(summary, "extract_features"))
     print_failures(console, summary["failures"])
     console.print(f"extractor key: {summary['extractor_key']}  store: {cfg.features.store}")
     return summary
 
 
-_EPOCH_SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_frame_accuracy", "val_f1_50")
-
-
 def run_train(
     cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
 ) -> dict[str, Any]:
-    from flows.prefect_env import configure
-    from flows.runner import check_runner
-    from pipeline.tracking.mlflow import check_reachable, resolve_uri
+    """``vidtag train``: extraction (videos and frames bars), then the epochs bar."""
 
-    configure(verbose, run_logs=False)
-    check_runner(cfg)  # dask without a Prefect server: say so before anything starts
-    check_reachable(resolve_uri(cfg))  # before any long work
-    from flows.prefect_env import lean_flow_runs
-    from flows.train import train
+    def start() -> dict[str, Any]:
+        from flows.train import train
 
-    with progress_bar(console) as progress, lean_flow_runs():
-        set_reporter(_TrainReporter(progress, cfg))
-        try:
-            outcome = train(cfg, resume=resume, test_only=test_only)
-        finally:
-            set_reporter(None)
-    return outcome
+        return train(cfg, resume=resume, test_only=test_only)
+
+    def bars(progress: Progress) -> ProgressReporter:
+        return ProgressReporter(progress, "extracting videos", epochs=cfg.train.epochs)
+
+    return run_flow(cfg, console, start, bars, verbose=verbose, tracking=True)
 
 
-class _TrainReporter(ProgressReporter):
-    """The extraction bars (videos, frames), then one bar over the training epochs."""
+def run_label(
+    cfg: Config,
+    input: str | Path,
+    model_uri: str,
+    output: str | Path,
+    console: Console,
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """``vidtag label``: every video under ``input`` into ``output``; the flow's summary dict.
 
-    def __init__(self, progress: Progress, cfg: Config) -> None:
-        videos = discover_videos(cfg.data.videos, cfg.data.extensions) if cfg.data.videos else []
-        super().__init__(progress, len(videos), "extracting videos")
-        self.epochs = cfg.train.epochs
-        self.epoch_bar: TaskID | None = None
+    The summary holds ``videos``/``ok``/``skipped``/``failed`` counts, ``failures``,
+    ``records`` (one per video) and the paths ``summary_csv`` and ``index_html``.
+    """
 
-    def epoch(self, epoch: int, metrics: dict) -> None:
-        if self.epoch_bar is None:
-            self.epoch_bar = self.progress.add_task("training", total=self.epochs)
-        shown = " ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in _EPOCH_SHOWN)
-        self.progress.update(self.epoch_bar, completed=epoch, description=f"epoch {epoch}: {shown}")
+    def start() -> dict[str, Any]:
+        from flows.label import label_folder
+
+        return label_folder(
+            str(input), model_uri, str(output), cfg,
+            overwrite=overwrite or cfg.label.overwrite, print_summary=False,
+        )  # fmt: skip
+
+    def announce(videos: int) -> str:
+        return f"labelling {videos} videos with {model_uri} into {output}"
+
+    def bars(progress: Progress) -> ProgressReporter:
+        return ProgressReporter(progress, "labelling videos", announce=announce)
+
+    local_model = Path(model_uri).expanduser().is_dir()
+    summary = run_flow(cfg, console, start, bars, verbose=verbose, tracking=not local_model)
+    console.print(summary_table(summary, "label_folder"))
+    print_failures(console, summary["failures"])
+    console.print(f"review page: {summary['index_html']}", highlight=False)
+    console.print(f"summary:     {summary['summary_csv']}", highlight=False)
+    return summary

@@ -18,7 +18,6 @@ _EXPORTS = {
     "StoredFeatures": "store",
     "StoreCorruptError": "store",
     "read_entry": "store",
-    "VideoResult": "extract",
     "extract_one": "extract",
     "get_extractor": "extract",
     "stored_features": "extract",

@@ -1,12 +1,14 @@
-"""Extract one video into the feature store: look up, decode + embed, write atomically."""
+"""One video into the feature store: look it up, else decode + embed and write it atomically.
+
+What the extract flow's per-video task runs (and labelling, with the model's own spec); the
+extractor is built once per process and reused for every video.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
@@ -17,24 +19,11 @@ from pipeline.features.extractor import (
     spec_from_config,
 )
 from pipeline.features.store import FeatureStore, StoredFeatures
+from pipeline.jobs import VideoRecord
 from pipeline.progress import reporter
 
 _extractors: dict[tuple, FeatureExtractor] = {}
 _extractors_lock = threading.Lock()
-
-
-@dataclass
-class VideoResult:
-    video: str
-    status: str  # ok | skipped | failed
-    video_key: str | None = None
-    frames: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def get_extractor(spec: ExtractorSpec, cfg: Config) -> FeatureExtractor:
@@ -61,7 +50,7 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = None) -> VideoResult:
+def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = None) -> VideoRecord:
     """Features of ``video`` in the store: ``skipped`` when already there, else extracted.
 
     Raises the decoder's VideoError for a bad video and OSError for I/O trouble; callers decide
@@ -72,24 +61,24 @@ def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = Non
 
 def stored_features(
     video: str | Path, cfg: Config, spec: ExtractorSpec | None = None
-) -> tuple[VideoResult, StoredFeatures]:
+) -> tuple[VideoRecord, StoredFeatures]:
     """:func:`extract_one` plus the stored entry itself (read once, or kept from the write)."""
     spec = spec or spec_from_config(cfg)
     store = FeatureStore(cfg.features.store)
     video = Path(video)
     video_key = store.video_key(video)
     if (entry := store.get_or_discard(video_key, spec.key())) is not None:
-        return VideoResult(str(video), "skipped", video_key), entry
+        return VideoRecord(str(video), "skipped", video_key=video_key), entry
     # Another run may be extracting this video right now: wait for it, then reuse its file.
     with claim(lock_path_for(store.path_for(video_key, spec.key()))):
         if (entry := store.get_or_discard(video_key, spec.key())) is not None:
-            return VideoResult(str(video), "skipped", video_key), entry
+            return VideoRecord(str(video), "skipped", video_key=video_key), entry
         return _extract_and_store(video, video_key, cfg, spec, store)
 
 
 def _extract_and_store(
     video: Path, video_key: str, cfg: Config, spec: ExtractorSpec, store: FeatureStore
-) -> tuple[VideoResult, StoredFeatures]:
+) -> tuple[VideoRecord, StoredFeatures]:
     started = time.perf_counter()
     result = extract_video(
         video,
@@ -111,10 +100,10 @@ def _extract_and_store(
         video_key, spec.key(), result.features, result.indices, result.times_s, header,
         frame_times_s=result.frame_times_s,
     )  # fmt: skip
-    record = VideoResult(
+    record = VideoRecord(
         str(video),
         "ok",
-        video_key,
+        video_key=video_key,
         frames=len(result.indices),
         seconds=time.perf_counter() - started,
         warnings=result.warnings,

@@ -1,7 +1,8 @@
-"""The label output files: where they go, what they hold, written atomically.
+"""The label output files: what they hold, written atomically.
 
-Per video, beside its relative path under the output folder (``<base>`` is the relative path
-without the extension, or with it where two videos of one folder share a stem):
+Per video, beside its relative path under the output folder (``<base>``, planned by
+:mod:`pipeline.labeling.folder`: the relative path without the extension, or with it where two
+videos of one folder share a stem):
 
 - ``<base>.labels.json`` (schema ``vidtag.labels/1``, :data:`LABELS_SCHEMA`);
 - ``<base>.segments.csv``: ``label,start_s,end_s,start_frame,end_frame,score`` (end exclusive);
@@ -16,19 +17,22 @@ video content, model and labelling options.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipeline.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from pipeline.jobs import VideoRecord
+    from pipeline.labeling.segments import VideoLabels
 
 SCHEMA = "vidtag.labels/1"
 SEGMENT_COLUMNS = ("label", "start_s", "end_s", "start_frame", "end_frame", "score")
 SUMMARY_COLUMNS = ("video", "status", "label", "score", "error")
+INFO_KEYS = ("fps", "frames", "duration_s", "width", "height")  # labels.json ``info``
 SUMMARY_CSV = "summary.csv"
 INDEX_HTML = "index.html"
 
@@ -51,58 +55,6 @@ class OutputPaths(NamedTuple):
         return all(path.is_file() for path in self)
 
 
-# --- where outputs go --------------------------------------------------------------------------
-
-
-def input_root(source: Path) -> Path:
-    """The folder the videos' relative paths (mirrored under the output) are taken from."""
-    source = source.expanduser().resolve()
-    # A single video or a manifest (whose paths are relative to its folder): the file's folder.
-    return source if source.is_dir() else source.parent
-
-
-def output_bases(videos: list[Path], root: Path) -> dict[Path, str]:
-    """Each video's output base, relative to the output folder, in POSIX form.
-
-    ``sub/a.mp4`` -> ``sub/a``; where two videos of one folder share a stem (``a.mp4`` and
-    ``a.avi``) both keep their extension: ``sub/a.mp4``, ``sub/a.avi``.
-    """
-    relative = {video: Path(relative_path(video, root)) for video in videos}
-    stems: dict[tuple[str, str], int] = {}
-    for rel in relative.values():
-        key = (rel.parent.as_posix(), rel.stem.casefold())
-        stems[key] = stems.get(key, 0) + 1
-    bases = {}
-    for video, rel in relative.items():
-        shared = stems[(rel.parent.as_posix(), rel.stem.casefold())] > 1
-        bases[video] = (rel if shared else rel.with_suffix("")).as_posix()
-    clashes = _casefold_duplicates(bases.values())
-    bases = {v: relative[v].as_posix() if b.casefold() in clashes else b for v, b in bases.items()}
-    clashes = _casefold_duplicates(bases.values())  # same names from outside the root
-    return {v: _disambiguated(b, v) if b.casefold() in clashes else b for v, b in bases.items()}
-
-
-def _disambiguated(base: str, video: Path) -> str:
-    return f"{base}~{hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:8]}"
-
-
-def relative_path(video: Path, root: Path) -> str:
-    """``video`` relative to ``root`` in POSIX form; its name alone when outside the root."""
-    try:
-        return video.resolve().relative_to(root).as_posix()
-    except ValueError:  # a symlink pointing elsewhere
-        return video.name
-
-
-def _casefold_duplicates(names: Iterable[str]) -> set[str]:
-    seen: set[str] = set()
-    duplicates: set[str] = set()
-    for name in names:
-        key = name.casefold()
-        (duplicates if key in seen else seen).add(key)
-    return duplicates
-
-
 # --- labels.json -------------------------------------------------------------------------------
 
 
@@ -110,16 +62,17 @@ def labels_document(
     video: str,
     path: Path,
     video_sha256: str,
-    labels: Any,  # pipeline.labeling.predict.VideoLabels
+    labels: VideoLabels,
     model: dict[str, Any],
     options: dict[str, Any],
 ) -> dict[str, Any]:
+    """One video's labels.json, as a dict (see the module doc and :data:`LABELS_SCHEMA`)."""
     return {
         "schema": SCHEMA,
         "video": video,
         "path": str(path),
         "video_sha256": video_sha256,
-        "info": labels.info,
+        "info": {key: getattr(labels.info, key) for key in INFO_KEYS},
         "model": model,
         "options": options,
         "summary": {"label": labels.label, "score": labels.score},
@@ -178,8 +131,9 @@ def segments_csv_text(segments: list[dict[str, Any]]) -> str:
     return _csv_text(SEGMENT_COLUMNS, segments)
 
 
-def summary_csv_text(records: list[dict[str, Any]]) -> str:
-    rows = [{**r, "score": "" if r.get("score") is None else f"{r['score']:.4f}"} for r in records]
+def summary_csv_text(records: list[VideoRecord]) -> str:
+    rows = [r.row(SUMMARY_COLUMNS) for r in records]
+    rows = [{**r, "score": "" if r["score"] is None else f"{r['score']:.4f}"} for r in rows]
     return _csv_text(SUMMARY_COLUMNS, rows)
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from pipeline.jobs import VideoRecord
 
 # Tableau 20: distinct on white, in an order that keeps neighbours apart.
 PALETTE = (
@@ -56,12 +59,12 @@ def colours(classes: list[str], background: str | None) -> dict[str, str]:
 
 
 def render_index(
-    records: list[dict[str, Any]], docs: dict[str, dict[str, Any]], model: dict[str, Any]
+    records: list[VideoRecord], docs: dict[str, dict[str, Any]], model: dict[str, Any]
 ) -> str:
     """The page for ``records`` (summary rows); ``docs`` maps a video to its labels.json."""
     palette = colours(model.get("classes", []), model.get("background"))
-    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
-    rows = "\n".join(_row(r, docs.get(r["video"]), palette) for r in records)
+    counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}
+    rows = "\n".join(_row(r, docs.get(r.video), palette) for r in records)
     run = f", run {escape(model['run_id'])}" if model.get("run_id") else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -100,22 +103,20 @@ def _legend(palette: dict[str, str], background: str | None) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def _row(record: dict[str, Any], doc: dict[str, Any] | None, palette: dict[str, str]) -> str:
-    status = record["status"]
-    video = escape(record["video"])
+def _row(record: VideoRecord, doc: dict[str, Any] | None, palette: dict[str, str]) -> str:
+    status = record.status
+    video = escape(record.video)
     badge = f'<span class="status status-{escape(status)}">{escape(status)}</span>'
     if status == "failed" or doc is None:
-        error = escape(record.get("error") or "no labels")
+        error = escape(record.error or "no labels")
         return (
             f'<tr class="video-row" data-status="{escape(status)}"><td class="video">{video}</td>'
             f'<td>{badge}</td><td colspan="3" class="error">{error}</td></tr>'
         )
-    label = f"{escape(str(record.get('label')))} ({float(record.get('score') or 0):.2f})"
-    links = " ".join(
-        f'<a href="{_href(path)}">{_kind(path)}</a>' for path in record.get("outputs", [])
-    )
-    if record.get("path"):
-        links += f' <a href="{escape(Path(record["path"]).as_uri())}">video</a>'
+    label = f"{escape(str(record.label))} ({float(record.score or 0):.2f})"
+    links = " ".join(f'<a href="{_href(path)}">{_kind(path)}</a>' for path in record.outputs)
+    if record.path:
+        links += f' <a href="{escape(Path(record.path).as_uri())}">video</a>'
     return (
         f'<tr class="video-row" data-status="{escape(status)}"><td class="video">{video}</td>'
         f"<td>{badge}</td><td>{label}</td><td>{_timeline(doc, palette)}</td><td>{links}</td></tr>"
@@ -156,15 +157,15 @@ def _timeline(doc: dict[str, Any], palette: dict[str, str]) -> str:
     )
 
 
-def index_html(output: Path, records: list[dict[str, Any]], model: dict[str, Any]) -> str:
+def index_html(output: Path, records: list[VideoRecord], model: dict[str, Any]) -> str:
     """The page's HTML, reading each labelled video's labels.json from ``output``."""
     docs = {}
     for record in records:
-        if record["status"] == "failed":
+        if record.status == "failed":
             continue
         try:
-            path = output / record["outputs"][0]
-            docs[record["video"]] = json.loads(path.read_text(encoding="utf-8"))
+            path = output / record.outputs[0]
+            docs[record.video] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, IndexError, KeyError):
             continue
     return render_index(records, docs, model)

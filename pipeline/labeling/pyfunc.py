@@ -35,9 +35,10 @@ class VidtagPyfunc(PythonModel):
             from pipeline.labeling.predict import predict_table
 
             return predict_table(self.model, model_input, params or {})
-        features = _as_sequences(model_input)
-        probs = self.model.predict_proba(features)
-        return np.stack(probs) if self.model.task == "clip" else probs
+        from pipeline.training.task import task_named
+
+        probs = self.model.predict_proba(_as_sequences(model_input))
+        return task_named(self.model.task).batch_outputs(probs)
 
 
 def _as_sequences(model_input: Any) -> list[np.ndarray]:

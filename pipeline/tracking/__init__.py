@@ -21,6 +21,8 @@ _EXPORTS = {
     "log_config": "mlflow",
     "log_model": "mlflow",
     "load_model": "mlflow",
+    "ModelRef": "registry",
+    "resolve_model": "registry",
     "TrainedModel": "model_io",
     "save_model_dir": "model_io",
     "load_model_dir": "model_io",

@@ -137,6 +137,14 @@ class VideoInfo:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoInfo:
+        """The info :meth:`to_dict` gave (as a feature store header keeps it); keys it does not
+        know are ignored, and descriptive fields an older header lacks get neutral values."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        neutral = {"path": "", "rotation": 0, "codec": "unknown", "backend": "unknown"}
+        return cls(**{**neutral, **{k: v for k, v in data.items() if k in names}})
+
 
 class FrameChunk(NamedTuple):
     frames: np.ndarray  # (N, H, W, 3) uint8 RGB, upright

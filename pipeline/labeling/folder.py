@@ -1,0 +1,147 @@
+"""Labelling a folder: which videos, where each one's outputs go, and one video's job.
+
+:func:`plan_folder` finds the videos under an input (folder, manifest or file) and gives each
+its path relative to the input and its output base (mirrored under the output folder);
+:func:`label_one` labels one of them unless its outputs are current (the skip rule: all three
+files exist for the same video content, model and options), under a claim so that two runs on
+one output folder never label a video twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pipeline.config import Config
+from pipeline.jobs import VideoRecord
+
+if TYPE_CHECKING:
+    from pipeline.labeling.predict import LoadedModel
+
+
+class PlannedVideo(NamedTuple):
+    path: Path  # the video file
+    relative: str  # its path under the input root, POSIX (how summaries name it)
+    base: str  # its output base under the output folder, POSIX, without the file suffixes
+
+
+def plan_folder(source: Path, extensions: Iterable[str]) -> list[PlannedVideo]:
+    """Every video under ``source`` (folder, manifest or file), in discovery order."""
+    from pipeline.data.discovery import discover_videos
+
+    source = Path(source).expanduser()
+    videos = discover_videos(source, extensions)
+    root = input_root(source)
+    bases = output_bases(videos, root)
+    return [PlannedVideo(video, relative_path(video, root), bases[video]) for video in videos]
+
+
+# --- where outputs go -----------------------------------------------------------------------------
+
+
+def input_root(source: Path) -> Path:
+    """The folder the videos' relative paths (mirrored under the output) are taken from."""
+    source = source.expanduser().resolve()
+    # A single video or a manifest (whose paths are relative to its folder): the file's folder.
+    return source if source.is_dir() else source.parent
+
+
+def output_bases(videos: list[Path], root: Path) -> dict[Path, str]:
+    """Each video's output base, relative to the output folder, in POSIX form.
+
+    ``sub/a.mp4`` -> ``sub/a``; where two videos of one folder share a stem (``a.mp4`` and
+    ``a.avi``) both keep their extension: ``sub/a.mp4``, ``sub/a.avi``.
+    """
+    relative = {video: Path(relative_path(video, root)) for video in videos}
+    stems: dict[tuple[str, str], int] = {}
+    for rel in relative.values():
+        key = (rel.parent.as_posix(), rel.stem.casefold())
+        stems[key] = stems.get(key, 0) + 1
+    bases = {}
+    for video, rel in relative.items():
+        shared = stems[(rel.parent.as_posix(), rel.stem.casefold())] > 1
+        bases[video] = (rel if shared else rel.with_suffix("")).as_posix()
+    clashes = _casefold_duplicates(bases.values())
+    bases = {v: relative[v].as_posix() if b.casefold() in clashes else b for v, b in bases.items()}
+    clashes = _casefold_duplicates(bases.values())  # same names from outside the root
+    return {v: _disambiguated(b, v) if b.casefold() in clashes else b for v, b in bases.items()}
+
+
+def _disambiguated(base: str, video: Path) -> str:
+    return f"{base}~{hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:8]}"
+
+
+def relative_path(video: Path, root: Path) -> str:
+    """``video`` relative to ``root`` in POSIX form; its name alone when outside the root."""
+    try:
+        return video.resolve().relative_to(root).as_posix()
+    except ValueError:  # a symlink pointing elsewhere
+        return video.name
+
+
+def _casefold_duplicates(names: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for name in names:
+        key = name.casefold()
+        (duplicates if key in seen else seen).add(key)
+    return duplicates
+
+
+# --- one video of a folder job: skip, label, write ---------------------------------------------
+
+
+def label_one(
+    video: Path, relative: str, base: str, output: Path, cfg: Config, loaded: LoadedModel
+) -> VideoRecord:
+    """Label ``video`` into ``output/<base>.*``: its record (status ok or skipped).
+
+    Skipped when all three files exist for the same video content, model and options, unless
+    ``cfg.label.overwrite``. Raises for a bad video (the flow turns that into a failed row).
+    """
+    from pipeline.claims import claim
+    from pipeline.features.store import FeatureStore
+    from pipeline.labeling.outputs import (
+        OutputPaths,
+        current_document,
+        labels_document,
+        write_outputs,
+    )
+    from pipeline.labeling.predict import label_video
+
+    started = time.perf_counter()
+    paths = OutputPaths.at(output, base)
+    options = {"min_segment_s": cfg.label.min_segment_s}
+    outputs = [path.relative_to(output).as_posix() for path in paths]
+    record = VideoRecord(relative, "ok", path=str(video), base=base, outputs=outputs)
+
+    def current() -> dict[str, Any] | None:
+        if cfg.label.overwrite:
+            return None
+        video_sha = FeatureStore(cfg.features.store).video_key(video)
+        return current_document(paths, video_sha, loaded.fingerprint, options)
+
+    def skipped(doc: dict[str, Any]) -> VideoRecord:
+        summary = doc["summary"]
+        return replace(record, status="skipped", label=summary["label"], score=summary["score"])
+
+    if (doc := current()) is not None:
+        return skipped(doc)
+    # Two runs on one output folder: the second waits for a video in progress, then skips it.
+    with claim(output / ".locks" / f"{hashlib.sha1(base.encode()).hexdigest()}.lock"):
+        if (doc := current()) is not None:
+            return skipped(doc)
+        video_sha, labels = label_video(video, cfg, loaded.model)
+        doc = labels_document(relative, video, video_sha, labels, loaded.describe(), options)
+        write_outputs(paths, doc)
+    return replace(
+        record,
+        label=labels.label,
+        score=labels.score,
+        frames=labels.sampled,
+        seconds=time.perf_counter() - started,
+    )
