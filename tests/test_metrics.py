@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.training.figures import confusion_figure
 from pipeline.training.metrics import (
     clip_metrics,
-    confusion_figure,
     confusion_matrix,
     edit_score,
     frame_metrics,

@@ -219,7 +219,7 @@ def _quiet() -> Iterator[None]:
 
 
 # Every distribution the pyfunc imports when it predicts, features or a table of videos
-# (pipeline/mlflow_pyfunc.py -> labeling -> extraction, features, video, progress, model_io,
+# (pipeline/labeling/pyfunc.py -> labeling -> features, video, training.task, tracking,
 # models), with pyproject.toml's floor for when it is not installed as a distribution here.
 # decord is left out: it is optional (`decode.backend: auto` decodes with OpenCV).
 PREDICT_REQUIREMENTS = {
@@ -231,7 +231,6 @@ PREDICT_REQUIREMENTS = {
     "pyyaml": ">=6",
     "mlflow": ">=3.0",
     "opencv-python-headless": ">=4.8",  # pipeline.video._backends: import cv2
-    "rich": ">=13",  # pipeline.progress, imported by pipeline.features.extract
 }
 
 

@@ -42,9 +42,9 @@ from pipeline.errors import UserError
 from pipeline.features.extractor import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
 from pipeline.tracking.model_io import save_model_dir
+from pipeline.training.figures import confusion_figure
 from pipeline.training.loop import EvalResult, FitSpec, evaluate, fit, load_checkpoint
 from pipeline.training.metrics import (
-    confusion_figure,
     confusion_matrix,
     per_class_report,
     report_text,
