@@ -1,15 +1,21 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then ``os.replace``.
+"""File helpers: atomic writes, the one reader of users' text files, content hashes.
 
-Readers (and a re-run after a kill) see the old file or the new one, never half of one. The
-file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` less the umask), not
-the ``0o600`` of ``mkstemp``, so a shared store or output folder stays readable by others.
+Atomic writes go to a temp file in the same folder, fsync, then ``os.replace``: readers (and a
+re-run after a kill) see the old file or the new one, never half of one. The file gets the mode
+a plain ``open(path, "w")`` would give it (``0o666`` less the umask), not the ``0o600`` of
+``mkstemp``, so a shared store or output folder stays readable by others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+from pipeline.errors import UserError
+
+_HASH_BLOCK = 1 << 20
 
 
 def _umask_from_proc() -> int | None:
@@ -69,22 +75,48 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
-    """A user's text file (config, manifest, schedules): UTF-8, a leading BOM dropped.
+class UserTextError(UserError):
+    """A user's text file that cannot be read or is not UTF-8; ``line`` is None for a read
+    failure."""
 
-    Undecodable bytes or a read failure become one ``error`` naming the file, the byte and line
-    (or the OS reason), never a traceback.
+    def __init__(self, path: str | Path, problem: str, line: int | None = None) -> None:
+        self.path, self.problem, self.line = Path(path), problem, line
+        super().__init__(f"{path}: {problem}")
+
+
+def read_user_text(path: Path, what: str, error: type[Exception] | None = None) -> str:
+    """A user's text file (config, manifest, schedules, label files): UTF-8, a leading BOM
+    dropped.
+
+    Undecodable bytes or a read failure become one error naming the file, the byte and line
+    (or the OS reason), never a traceback: ``error(message)`` when given, else a
+    :class:`UserTextError` that also carries the problem and line apart.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+        problem = f"cannot read {what} ({exc.strerror or exc})"
+        raise _text_error(UserTextError(path, problem), error) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise error(
-            f"{path}: {what} is not UTF-8 text: byte {exc.start} (line {line}) is "
+        problem = (
+            f"{what} is not UTF-8 text: byte {exc.start} (line {line}) is "
             f"0x{data[exc.start]:02x}; save it as UTF-8"
-        ) from None
+        )
+        raise _text_error(UserTextError(path, problem, line), error) from None
+
+
+def _text_error(located: UserTextError, error: type[Exception] | None) -> Exception:
+    return located if error is None else error(str(located))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

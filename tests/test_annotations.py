@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -17,7 +16,7 @@ from pipeline.data.annotations import (
     Segment,
     VideoAnnotation,
     load_annotations,
-    write_segments_csv,
+    read_class_names,
 )
 from pipeline.errors import UserError
 
@@ -542,29 +541,32 @@ def test_inner_dotdot_that_stays_under_root_is_allowed(tmp_path: Path) -> None:
     assert (item.video, item.path) == ("cook/a.mp4", (tmp_path / "cook/a.mp4").resolve())
 
 
-# --- writer --------------------------------------------------------------------------------
+# --- reading the files ----------------------------------------------------------------------
 
 
-def test_write_segments_csv_round_trips_and_is_atomic(tmp_path: Path) -> None:
-    out = tmp_path / "out" / "seg.csv"
-    touch(out.parent / "v.mp4")
-    write(out, "old contents")
-    rows = [{"video": "v.mp4", "start": 0.5, "end": 1.25, "label": "pour", "score": 0.9}]
-    write_segments_csv(out, rows, columns=["video", "start", "end", "label"])
-    assert out.read_text() == "video,start,end,label\nv.mp4,0.5,1.25,pour\n"
-    assert sorted(p.name for p in out.parent.iterdir()) == ["seg.csv", "v.mp4"]  # no temp left
-    reread = load_annotations(DataConfig(task="frame", annotations=out)).items[0]
-    assert reread.segments == (Segment(0.5, 1.25, "pour"),)
+def test_label_files_are_utf8_and_a_leading_bom_is_dropped(tmp_path: Path) -> None:
+    clip_videos(tmp_path)
+    labels = tmp_path / "l.csv"
+    labels.write_bytes("\ufeffvideo,label\ncook/a.mp4,cuisiné\n".encode())
+    assert load_annotations(DataConfig(annotations=labels)).items[0].label == "cuisiné"
 
 
-def test_write_segments_csv_takes_namedtuples_and_empty(tmp_path: Path) -> None:
-    write_segments_csv(tmp_path / "a.csv", [Segment(0, 1, "x")])
-    assert list(csv.reader((tmp_path / "a.csv").open())) == [
-        ["start", "end", "label"],
-        ["0", "1", "x"],
-    ]
-    write_segments_csv(tmp_path / "b.csv", [], columns=["start", "end", "label"])
-    assert (tmp_path / "b.csv").read_text() == "start,end,label\n"
+def test_a_label_file_that_is_not_utf8_names_its_file_line_and_byte(tmp_path: Path) -> None:
+    clip_videos(tmp_path)
+    labels = write(tmp_path / "l.csv", "")
+    labels.write_bytes(b"video,label\ncook/a.mp4,cook\nwash/c.mov,w\xe4sh\n")
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(DataConfig(annotations=labels))
+    assert (info.value.file, info.value.line) == (labels, 3)
+    assert str(info.value) == (
+        f"{labels}:3: label file is not UTF-8 text: byte 40 (line 3) is 0xe4; save it as UTF-8"
+    )
+
+
+def test_an_unreadable_label_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").mkdir()
+    with pytest.raises(AnnotationError, match=r"names.txt: cannot read label file \(Is a dir"):
+        read_class_names(tmp_path / "names.txt")
 
 
 def test_mmaction_paths_are_relative_to_the_videos_folder_when_set(tmp_path: Path) -> None:

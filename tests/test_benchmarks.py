@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # whole benchmark scripts (extraction, training) in subprocesses
+
 
 def _run(script: str, args: list[str], tmp_path: Path) -> list[str]:
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}

@@ -42,6 +42,7 @@ def _summary(process: subprocess.Popen) -> dict:
     return json.loads(line.removeprefix("SUMMARY "))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", ["local", "dask"])
 def test_two_extractions_at_once_share_the_work(prefect_server, clip_dataset, tmp_path, runner):
     videos = sorted(clip_dataset.rglob("*.mp4"))

@@ -29,6 +29,7 @@ def _videos(root: Path) -> list[Path]:
     return sorted(root.rglob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_extract_then_rerun_skips_everything(prefect_api, clip_dataset: Path, tmp_path: Path):
     cfg = tiny_config(tmp_path, clip_dataset, None, "clip")
     first = _run(cfg)
@@ -43,6 +44,7 @@ def test_extract_then_rerun_skips_everything(prefect_api, clip_dataset: Path, tm
     assert len(list(store.entries())) == count and not verify(store).corrupt
 
 
+@pytest.mark.slow
 def test_moved_video_hits_the_store_and_spec_change_misses(prefect_api, clip_dataset, tmp_path):
     source = _videos(clip_dataset)[0]
     inbox = tmp_path / "inbox"
@@ -112,6 +114,7 @@ def _damaged_files(folder: Path, good: Path) -> dict[str, str]:
     return {"empty.mp4": "", "notes.avi": "", "truncated.mp4": ""}
 
 
+@pytest.mark.slow
 def test_bad_videos_fail_alone_with_reasons_and_exit_1(prefect_api, clip_dataset, tmp_path):
     from tests.conftest import shared_video_files
 
@@ -133,6 +136,7 @@ def test_bad_videos_fail_alone_with_reasons_and_exit_1(prefect_api, clip_dataset
         assert store.video_key(folder / video.name) in stored, video.name
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes_without_redoing_or_corrupting(
     prefect_api, clip_dataset, tmp_path
 ):
@@ -182,6 +186,7 @@ def _extract_with(videos: Path, store: Path, setting: str):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dataset, tmp_path):
     result = _extract_with(clip_dataset, tmp_path / "store", "features.backbone=resnet181")
     assert result.exit_code == 2, result.output
@@ -189,6 +194,7 @@ def test_a_misspelt_backbone_is_one_error_before_any_video(prefect_api, clip_dat
     assert not (tmp_path / "store").exists()  # stopped before any video was touched
 
 
+@pytest.mark.slow
 def test_weights_that_cannot_be_fetched_are_one_error_before_any_video(
     prefect_api, clip_dataset, tmp_path, monkeypatch
 ):
@@ -283,6 +289,7 @@ def test_only_transient_io_errors_are_retried(error: BaseException, retried: boo
     assert transient(None, None, _FailedState(error)) is retried
 
 
+@pytest.mark.slow
 def test_missing_and_folder_entries_fail_once_with_a_reason(
     prefect_api, clip_dataset, tmp_path, monkeypatch
 ):

@@ -205,6 +205,7 @@ def test_compile_cache_goes_where_asked_unless_the_user_chose_one(monkeypatch, t
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
 
 
+@pytest.mark.slow
 def test_real_compile_agrees_with_eager_and_caches_under_the_given_folder(
     monkeypatch, tmp_path
 ) -> None:

@@ -25,6 +25,7 @@ MODEL_URI = f"models:/{MODEL_NAME}@candidate"
 # it 0.914 (one spurious short segment less is worth ~0.05 with ~18 true segments).
 LABEL_MIN_SEGMENT_S = 0.5
 DAMAGED = ("damaged/garbage.mp4", "damaged/empty.avi", "damaged/cut.mp4")
+pytestmark = pytest.mark.slow  # every test labels with a model trained here (whole flows)
 
 
 class Trained(NamedTuple):

@@ -468,6 +468,7 @@ def registry(tmp_path):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow
 def test_an_alias_loads_the_version_it_points_at_now(registry, tmp_path) -> None:
     from pipeline.labeling.predict import get_model
 
@@ -485,6 +486,7 @@ def test_an_alias_loads_the_version_it_points_at_now(registry, tmp_path) -> None
     assert get_model("models:/label-cache/latest", registry).model is second.model
 
 
+@pytest.mark.slow
 def test_an_alias_that_names_nothing_is_a_clear_error(registry) -> None:
     from pipeline.labeling.predict import get_model
     from pipeline.tracking.mlflow import TrackingError
@@ -523,6 +525,7 @@ def _imported_names(module_names: list[str]) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 def test_the_pyfunc_requires_every_distribution_its_predict_path_imports() -> None:
     import subprocess
     import sys

@@ -7,9 +7,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import tiny_config
 
 EPOCHS = 3
+pytestmark = pytest.mark.slow  # a real mlflow server and a real Prefect server
 
 
 def _get(server_url: str, path: str, **query: str) -> dict:

@@ -63,6 +63,7 @@ def _task_runs(flow_run_id) -> list:
         return client.read_task_runs(flow_run_filter=runs_filter)
 
 
+@pytest.mark.slow
 def test_dask_matches_local_for_extraction_and_labelling(on_prefect_server, small_folder, tmp_path):
     from flows.extract import extract_features
     from flows.label import label_folder
@@ -122,6 +123,7 @@ def test_dask_without_a_prefect_server_is_refused_with_the_fix(tmp_path) -> None
             task_runner_for(cfg)
 
 
+@pytest.mark.slow
 def test_remote_scheduler_that_does_not_answer_is_a_clear_error(tmp_path, monkeypatch) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

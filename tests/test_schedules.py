@@ -216,6 +216,7 @@ def _wait_for(condition, timeout_s: float, process: subprocess.Popen, log: Path)
     raise AssertionError(f"timed out; serve log:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.slow
 def test_serve_runs_a_scheduled_extraction_and_leaves_it_active(
     prefect_server, clip_dataset: Path, tmp_path: Path
 ) -> None:

@@ -52,12 +52,14 @@ def clip_run(prefect_api, clip_dataset: Path, tmp_path_factory):
     return cfg, result.output
 
 
+@pytest.mark.slow
 def test_train_cli_prints_run_version_metrics_and_ui_command(clip_run) -> None:
     _, output = clip_run
     for fragment in ("MLflow run:", "models:/test-clip/1", "test_accuracy", "mlflow ui"):
         assert fragment in output
 
 
+@pytest.mark.slow
 def test_gru_separates_reversed_pairs_where_order_blind_baseline_cannot(clip_run) -> None:
     from pipeline.tracking.mlflow import load_model
     from pipeline.training.job import run_training
@@ -82,6 +84,7 @@ def test_gru_separates_reversed_pairs_where_order_blind_baseline_cannot(clip_run
     assert baseline_accuracy <= gru_accuracy - 0.25, (baseline_accuracy, gru_accuracy)
 
 
+@pytest.mark.slow
 def test_registered_model_loads_in_a_fresh_process_without_pickle(clip_run, tmp_path) -> None:
     from pipeline.tracking.mlflow import load_model
 
@@ -109,6 +112,7 @@ def test_registered_model_loads_in_a_fresh_process_without_pickle(clip_run, tmp_
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
     from mlflow import MlflowClient
 
@@ -128,6 +132,7 @@ def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
     assert "test_per_class_report.txt" in names
 
 
+@pytest.mark.slow
 def test_the_runs_checkpoint_describes_its_model_and_config(clip_run) -> None:
     from models.rnn import build_model
     from pipeline.training.job import require_test_checkpoint
@@ -143,6 +148,7 @@ def test_the_runs_checkpoint_describes_its_model_and_config(clip_run) -> None:
     )
 
 
+@pytest.mark.slow
 def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> None:
     from mlflow import MlflowClient
 
@@ -164,6 +170,7 @@ def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> Non
     assert not client.search_logged_models([run.info.experiment_id], filter_string=linked)
 
 
+@pytest.mark.slow
 def test_failed_run_ends_failed(prefect_api, clip_dataset, tmp_path) -> None:
     from mlflow import MlflowClient
 
@@ -187,6 +194,7 @@ def test_unreachable_tracking_server_is_reported_before_work(tmp_path) -> None:
     assert result.exit_code == 2 and "unreachable" in result.output
 
 
+@pytest.mark.slow
 def test_frame_tagger_reaches_accuracy_and_f1(prefect_api, frame_dataset, tmp_path) -> None:
     from flows.train import train
 
@@ -232,6 +240,7 @@ def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> Non
         prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
 
 
+@pytest.mark.slow
 def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
     from mlflow import MlflowClient
 
@@ -244,6 +253,7 @@ def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
         ensure_experiment(uri, "gone")
 
 
+@pytest.mark.slow
 def test_test_only_without_a_checkpoint_stops_before_extracting(
     prefect_api, clip_dataset, tmp_path
 ):

@@ -18,7 +18,6 @@ import pytest
 from pipeline.video._backends import decord_available
 from pipeline.video._container import container_kind, cut_short
 from pipeline.video.decode import (
-    BackendFallbackWarning,
     DamagedVideoWarning,
     DecodeError,
     EmptyVideoError,
@@ -427,17 +426,15 @@ ROTATED = [p for p in SHARED if p.name.startswith("decord_video_")]
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("path", SHARED, ids=[p.name for p in SHARED])
 def test_real_file_sampling_is_exact_and_matches_opencv(shared_videos, path, backend):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BackendFallbackWarning)
-        try:
-            full = iter_chunks(path, size=48, backend=backend)
-        except DecodeError as exc:  # forced decord refuses files it cannot be trusted with
-            assert backend == "decord", exc
-            pytest.skip(f"decord refuses {path.name}: {exc.cause}")
-        frames, indices, times = decode_all_from(full)
-        sampled, sampled_indices, sampled_times = decode_all(
-            path, size=48, sample_fps=5, backend=backend
-        )
+    try:
+        full = iter_chunks(path, size=48, backend=backend)
+    except DecodeError as exc:  # forced decord refuses files it cannot be trusted with
+        assert backend == "decord", exc
+        pytest.skip(f"decord refuses {path.name}: {exc.cause}")
+    frames, indices, times = decode_all_from(full)
+    sampled, sampled_indices, sampled_times = decode_all(
+        path, size=48, sample_fps=5, backend=backend
+    )
     assert full.info.frames == len(frames) and indices.tolist() == list(range(len(frames)))
     assert np.all(np.diff(times) > 0) and times[0] == 0
     assert sampled_indices.tolist() == sample_plan(times, 5, None).tolist()
@@ -488,7 +485,7 @@ def test_auto_is_opencv_and_forced_decord_refuses_untrusted_files(shared_videos,
     if path is None:
         pytest.skip(f"{name} absent")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", BackendFallbackWarning)
+        warnings.simplefilter("error", VideoWarning)
         stream = iter_chunks(path, sample_fps=1)
         list(stream)
     assert stream.backend == "opencv" and not stream.warnings

@@ -1,4 +1,4 @@
-"""Readers for the clip and frame label formats, and an atomic writer for label outputs.
+"""Readers for the clip and frame label formats.
 
 Accepted inputs (see DESIGN.md, "Input formats"):
 
@@ -29,7 +29,7 @@ import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal, NamedTuple
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline.config import DataConfig
 from pipeline.errors import UserError
-from pipeline.fileio import atomic_write_text
+from pipeline.fileio import UserTextError, read_user_text
 
 Task = Literal["clip", "frame"]
 Unit = Literal["seconds", "frames"]
@@ -564,11 +564,9 @@ def _check_declared(labels: list[tuple[Any, Path, int | None]], declared: set[st
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AnnotationError(path, "file not found") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise AnnotationError(path, f"cannot read as UTF-8 text: {exc}") from None
+        return read_user_text(path, "label file")
+    except UserTextError as exc:
+        raise AnnotationError(path, exc.problem, exc.line) from None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -587,43 +585,11 @@ def _visible_below(path: Path, root: Path) -> bool:
     return all(_visible(part) for part in path.relative_to(root).parts)
 
 
-# --- writers -------------------------------------------------------------------------------
-
-
-def write_segments_csv(
-    path: Path, segments: Iterable[Any], columns: Sequence[str] | None = None
-) -> Path:
-    """Write rows (mappings, NamedTuples or dataclasses) as CSV, atomically.
-
-    ``columns`` defaults to the first row's fields. The file is written beside ``path`` and
-    moved into place, so a reader never sees half a file and a crash leaves the old one.
-    """
-    rows = [_as_mapping(segment) for segment in segments]
-    header = list(columns) if columns is not None else list(rows[0]) if rows else []
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-    return path
-
-
-def _as_mapping(row: Any) -> Mapping[str, Any]:
-    if isinstance(row, Mapping):
-        return row
-    if hasattr(row, "_asdict"):
-        return row._asdict()
-    if is_dataclass(row) and not isinstance(row, type):
-        return {f.name: getattr(row, f.name) for f in fields(row)}
-    raise TypeError(f"cannot write {type(row).__name__} as a CSV row")
-
-
 __all__ = [
     "AnnotationError",
     "Annotations",
     "Segment",
     "VideoAnnotation",
-    "atomic_write_text",
     "load_annotations",
     "read_class_folders",
     "read_class_names",
@@ -631,5 +597,4 @@ __all__ = [
     "read_mapping",
     "read_mmaction_list",
     "read_mstcn",
-    "write_segments_csv",
 ]

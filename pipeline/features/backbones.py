@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.features.store import file_sha256
+from pipeline.fileio import file_sha256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -31,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
-from pipeline.video._container import check_path
+# atomic_write_bytes/text: re-exported until training/loop.py and tracking/model_io.py import
+# them from pipeline.fileio.
+from pipeline.fileio import atomic_write_bytes, atomic_write_text, file_sha256  # noqa: F401
+from pipeline.video import check_path
 
 SUFFIX = ".safetensors"
 HEADER_KEY = "vidtag"
 SPEC_FILE = "spec.json"
-_HASH_BLOCK = 1 << 20
 # ExtractorSpec.key(): the first 20 hex digits of a sha256 (kept here: store must not import torch)
 EXTRACTOR_KEY_PATTERN = re.compile(r"[0-9a-f]{20}")
 
@@ -80,14 +81,6 @@ class StoreEntry:
     video_key: str
     path: Path
     size: int
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _header_checksum(header: dict[str, Any]) -> str:
@@ -147,9 +140,6 @@ class FeatureStore:
 
     def path_for(self, video_key: str, extractor_key: str) -> Path:
         return self.root / extractor_key / f"{video_key}{SUFFIX}"
-
-    def has(self, video_key: str, extractor_key: str) -> bool:
-        return self.path_for(video_key, extractor_key).is_file()
 
     def put(
         self,

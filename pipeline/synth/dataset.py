@@ -288,9 +288,6 @@ def write_video(frames: Iterable[np.ndarray], spec: VideoSpec, path: Path) -> No
         temp.unlink(missing_ok=True)
 
 
-write_text_atomic = atomic_write_text
-
-
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -319,17 +316,17 @@ def _frame_annotations(root: Path, plan: list[PlannedVideo]) -> tuple[Path, ...]
             end = segment_seconds(seg.end_frame, video.spec.fps)
             rows.append((item.relpath, start, end, seg.label, item.split))
         truth = "".join(f"{label}\n" for label in frame_labels(video))
-        write_text_atomic(root / "groundTruth" / f"{Path(item.relpath).stem}.txt", truth)
+        atomic_write_text(root / "groundTruth" / f"{Path(item.relpath).stem}.txt", truth)
     mapping = "".join(f"{i} {name}\n" for i, name in enumerate([BACKGROUND, *FRAME_CLASSES]))
-    write_text_atomic(root / "mapping.txt", mapping)
+    atomic_write_text(root / "mapping.txt", mapping)
     header = ("video", "start", "end", "label", "split")
-    write_text_atomic(root / "segments.csv", _csv_text(header, rows))
+    atomic_write_text(root / "segments.csv", _csv_text(header, rows))
     return (root / "segments.csv", root / "groundTruth", root / "mapping.txt")
 
 
 def _clip_annotations(root: Path, plan: list[PlannedVideo]) -> tuple[Path, ...]:
     rows = [(item.relpath, _clip_label(item), item.split) for item in plan]
-    write_text_atomic(root / "labels.csv", _csv_text(("video", "label", "split"), rows))
+    atomic_write_text(root / "labels.csv", _csv_text(("video", "label", "split"), rows))
     return (root / "labels.csv",)
 
 

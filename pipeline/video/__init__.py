@@ -1,6 +1,7 @@
 """Video: probe a file and decode it frame-exactly, in bounded memory.
 
-``probe`` and ``iter_chunks`` are the surface; ``plan`` decides which frames to decode,
+``probe`` and ``iter_chunks`` are the surface (``check_path`` rejects what cannot be a video
+file at all); ``plan`` decides which frames to decode,
 ``errors`` holds the typed errors and warnings, the underscored modules are the two decoders and
 the container checks behind them.
 """
@@ -15,6 +16,7 @@ _EXPORTS = {
     "DECODER_VERSION": "decode",
     "sample_plan": "plan",
     "resized_shape": "plan",
+    "check_path": "_container",
     "VideoError": "errors",
     "VideoWarning": "errors",
     "VideoNotFoundError": "errors",

@@ -66,7 +66,6 @@ from pipeline.video._container import (
     unopenable_error,
 )
 from pipeline.video.errors import (
-    BackendFallbackWarning,
     DamagedVideoWarning,
     DecodeError,
     EmptyVideoError,
@@ -83,7 +82,6 @@ from pipeline.video.plan import resized_shape, sample_plan
 __all__ = [
     "BACKENDS",
     "DECODER_VERSION",
-    "BackendFallbackWarning",
     "ChunkStream",
     "DamagedVideoWarning",
     "DecodeError",
@@ -498,7 +496,7 @@ def _choose_backend(path: Path, requested: str, info: VideoInfo) -> str:
     `auto` is OpenCV: decord's peak memory grows with the video's length (see the module doc:
     1.6x from a 1- to a 10-minute 360p file, several times that with some access patterns)
     while OpenCV's stays one chunk, and OpenCV's grab()/retrieve() is also faster for sampled
-    decoding. So `auto` never falls back (no `BackendFallbackWarning`); `decord`, asked for
+    decoding. So `auto` never switches backend mid-file; `decord`, asked for
     by name, raises a `DecodeError` for a file it cannot be trusted with instead of switching.
     """
     if requested in ("auto", "opencv"):

@@ -55,8 +55,3 @@ class DamagedVideoWarning(VideoWarning):
     """Damaged data inside the file: frames the decoder could not produce are left out (the
     others keep their own indices), or decoding stopped where the frames stopped matching the
     file's timestamps."""
-
-
-class BackendFallbackWarning(VideoWarning):
-    """A backend switch during decoding. `auto` is OpenCV since DECODER_VERSION 2 and no
-    longer emits it; kept so that code filtering or catching it keeps working."""
