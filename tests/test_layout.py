@@ -120,7 +120,6 @@ def tree_violations() -> list[rules.Violation]:
     return rules.check_tree(REPO)
 
 
-@pytest.mark.xfail(strict=False, reason="violations being fixed on other branches")
 @pytest.mark.parametrize("rule", rules.RULES)
 def test_the_tree_keeps_the_rules(tree_violations: list[rules.Violation], rule: str) -> None:
     broken = [str(v) for v in tree_violations if v.rule == rule]

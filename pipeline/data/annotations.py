@@ -127,32 +127,48 @@ def load_annotations(cfg: DataConfig) -> Annotations:
     """
     source = cfg.annotations
     if source is None:
-        if cfg.task == "frame":
-            raise AnnotationError("data.annotations", "the frame task needs a label file")
+        needs_file = f"the {cfg.task} task needs a label file"
+        _require_task(CLASS_FOLDERS, cfg.task, "data.annotations", needs_file)
         if cfg.videos is None:
             raise AnnotationError("data.videos", "set data.videos or data.annotations")
         return read_class_folders(cfg.videos, cfg.extensions, _declared_classes(cfg))
     if source.is_dir():
         if (source / "groundTruth").is_dir() and (source / "mapping.txt").is_file():
-            _require_task(source, cfg.task, "frame", "an MS-TCN folder")
+            _require_task(MSTCN, cfg.task, source)
             return read_mstcn(source, _videos_folder(cfg), cfg.extensions, cfg.background)
-        if cfg.task == "frame":
-            raise AnnotationError(source, "not an MS-TCN folder (needs groundTruth/, mapping.txt)")
+        not_mstcn = "not an MS-TCN folder (needs groundTruth/, mapping.txt)"
+        _require_task(CLASS_FOLDERS, cfg.task, source, not_mstcn)
         return read_class_folders(source, cfg.extensions, _declared_classes(cfg))
     if not source.is_file():
         raise AnnotationError(source, "annotation file or folder not found")
     if source.suffix.lower() == ".csv":
         return read_csv(source, cfg.task, _declared_classes(cfg), cfg.background)
-    _require_task(source, cfg.task, "clip", "an MMAction2 list")
+    _require_task(MMACTION, cfg.task, source)
     if cfg.class_names is None:
         raise AnnotationError(source, "an MMAction2 list needs data.class_names (names file)")
     root = cfg.videos if cfg.videos is not None and cfg.videos.is_dir() else source.parent
     return read_mmaction_list(source, read_class_names(cfg.class_names), root)
 
 
-def _require_task(source: Path, task: str, wanted: str, what: str) -> None:
+# Each label format holds one task's labels (a CSV's header tells which of its two it is).
+CLASS_FOLDERS, MMACTION, CLIP_CSV = "folder per class", "an MMAction2 list", "a video,label CSV"
+MSTCN, SEGMENTS_CSV = "an MS-TCN folder", "a segments CSV"
+FORMAT_TASK = {
+    CLASS_FOLDERS: "clip",
+    MMACTION: "clip",
+    CLIP_CSV: "clip",
+    MSTCN: "frame",
+    SEGMENTS_CSV: "frame",
+}
+
+
+def _require_task(fmt: str, task: str, where: Path | str, problem: str | None = None) -> None:
+    """Refuse a format that cannot hold ``task``'s labels, saying which task it holds."""
+    wanted = FORMAT_TASK[fmt]
     if task != wanted:
-        raise AnnotationError(source, f"{what} holds {wanted} labels: set data.task: {wanted}")
+        raise AnnotationError(
+            where, problem or f"{fmt} holds {wanted} labels: set data.task: {wanted}"
+        )
 
 
 def _declared_classes(cfg: DataConfig) -> list[str] | None:
@@ -251,11 +267,11 @@ def read_csv(
     header, rows = _read_csv_rows(path)
     columns = set(header)
     if {"start", "end"} & columns or {"start_frame", "end_frame"} & columns:
-        _require_task(path, task, "frame", "a segments CSV")
+        _require_task(SEGMENTS_CSV, task, path)
         unit: Unit = "seconds" if {"start", "end"} & columns else "frames"
         _check_columns(path, header, _SECONDS_COLUMNS if unit == "seconds" else _FRAMES_COLUMNS)
         return _segments_from_rows(path, rows, unit, declared, background)
-    _require_task(path, task, "clip", "a video,label CSV")
+    _require_task(CLIP_CSV, task, path)
     _check_columns(path, header, _CLIP_COLUMNS)
     return _clips_from_rows(path, rows, declared)
 

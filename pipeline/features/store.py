@@ -31,9 +31,7 @@ from typing import Any
 
 import numpy as np
 
-# atomic_write_bytes/text: re-exported until training/loop.py and tracking/model_io.py import
-# them from pipeline.fileio.
-from pipeline.fileio import atomic_write_bytes, atomic_write_text, file_sha256  # noqa: F401
+from pipeline.fileio import atomic_write_bytes, atomic_write_text, file_sha256
 from pipeline.video import check_path
 
 SUFFIX = ".safetensors"

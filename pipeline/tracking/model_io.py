@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.features.extractor import ExtractorSpec
-from pipeline.features.store import atomic_write_bytes, atomic_write_text
+from pipeline.fileio import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "weights.safetensors"
 MODEL_CONFIG = "model_config.json"

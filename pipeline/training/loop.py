@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from models.rnn import model_config_dict
 from pipeline.config import TrainConfig
-from pipeline.features.store import atomic_write_bytes
+from pipeline.fileio import atomic_write_bytes
 from pipeline.training.task import Task, VideoResult
 
 EpochReport = Callable[[int, dict[str, float]], None]
