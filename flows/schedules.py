@@ -1,25 +1,9 @@
-"""``configs/schedules.yaml``: named, scheduled deployments of vidtag's flows.
+"""``configs/schedules.yaml`` (README, "Schedules, Dask and many machines"): named, scheduled deployments of the flows.
 
-Each entry names a flow (``extract``, ``train``, ``label`` or ``module:function``), a vidtag
-config file with optional ``set`` overrides, extra flow parameters, and exactly one of ``cron``
-or ``interval``, a timezone and whether the schedule is active::
-
-    deployments:
-      - name: nightly-retrain
-        flow: train
-        config: clip_activity.yaml      # relative to this file's folder
-        set: [train.epochs=40]          # relative paths: against this file's folder too
-        cron: "0 2 * * *"
-        timezone: Europe/Berlin
-        active: true
-
-The config is read and validated when the schedules are registered (``vidtag serve``); its
-resolved values travel as the deployment's ``config`` parameter, so a flow run does not depend
-on the working folder. Relative paths in ``set`` (``data.videos=../data/inbox``) and in the
-``input``, ``output`` and local ``model`` parameters of ``label`` entries are resolved against
-the schedules file's folder, like ``config``. Each entry's final parameters must bind to its
-flow's signature (nothing missing, nothing unknown), checked before anything is registered.
-Edit the config, then restart ``vidtag serve`` to update the deployment.
+Each entry is validated (flow, config with its ``set`` overrides, parameters that must bind to
+the flow's signature, one of ``cron``/``interval``, timezone) before anything is registered;
+relative paths resolve against the schedules file's folder, and the resolved config travels as
+the deployment's ``config`` parameter, so a run does not depend on the working folder.
 """
 
 from __future__ import annotations

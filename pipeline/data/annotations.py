@@ -1,25 +1,10 @@
-"""Readers for the clip and frame label formats.
+"""Read the clip and frame label formats (README, "Annotation formats") into one ``Annotations``.
 
-Accepted inputs (see DESIGN.md, "Input formats"):
-
-- clip: folder per class ``root/<class>/<video>``; CSV ``video,label[,split]``; MMAction2
-  list ``relative/path.mp4 <label_id>`` with a class-names file;
-- frame: segments CSV ``video,start,end,label`` (seconds) or
-  ``video,start_frame,end_frame,label`` (native frame indices), optional ``split``; MS-TCN
-  ``groundTruth/<stem>.txt`` + ``mapping.txt``.
-
-:func:`load_annotations` picks the reader from ``DataConfig`` and returns one
-:class:`Annotations` whatever the format, so the rest of the pipeline never sees formats.
-
-Class order (``Annotations.classes``, whose position is the class id):
-
-- a declared class list keeps its declared order, because users read ids off it: the
-  ``data.class_names`` file, or MS-TCN ``mapping.txt`` ordered by id;
-- otherwise the labels in use, sorted;
-- frame task: the background label is always first (id 0) and appears once, whether or not a
-  file names it; segments labelled with it are the same as uncovered frames and are dropped.
-
-Every problem a user can fix raises :class:`AnnotationError` with ``file:line: problem``.
+:func:`load_annotations` picks the reader from ``DataConfig``, so the rest of the pipeline never
+sees formats. Class order (the position is the class id): a declared list keeps its order
+(``data.class_names``, MS-TCN ``mapping.txt`` by id), else the labels in use, sorted; for the
+frame task the background label is always id 0. Every problem a user can fix raises
+:class:`AnnotationError` with ``file:line: problem``.
 """
 
 from __future__ import annotations

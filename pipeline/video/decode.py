@@ -1,36 +1,16 @@
-"""Probe and decode videos frame-exactly, in bounded memory.
+"""Probe a video (``probe`` -> ``VideoInfo``) and decode it (``iter_chunks`` -> ``FrameChunk``).
 
-Guarantees (tested over every file in ../shared/data/videos and synthetic lossless videos):
-- frame *i* in the output is frame *i* of the video in presentation order: decoding is one
-  sequential pass from the first frame with either backend, never a seek;
-- times are the frames' real presentation timestamps (variable frame rate included), read
-  from the container's packets without decoding, relative to the first frame;
-- frames are upright (the display matrix is applied the way ffmpeg and players apply it), RGB,
-  resized at decode so the short side is `size`;
-- with `auto`/`opencv`, memory is bounded by one chunk of `chunk_frames` resized frames,
-  whatever the video's length (decord's is not: see below);
-- a file cut short (fewer frames than its header lists, or less data than its container
-  declares) yields the frames before the damage that cannot depend on the missing data, plus a
-  `TruncatedVideoWarning`; damage inside a file never puts a frame under another frame's index:
-  frames the decoder drops are left out (their neighbours keep their indices, checked against
-  the packet timestamps on MP4/MOV/Matroska and intra-only codecs), and where frames are missing
-  from the container or the decoder loses sync, decoding stops there (`DamagedVideoWarning`);
-  the frame just before a decoder failure is dropped too (decoders patch it from a neighbour);
-  any other problem is a `VideoError` subclass naming the file and the cause.
+Frame-exact: one sequential pass from the first frame, never a seek, each frame checked
+against the container's packet timestamps, so frame *i* out is frame *i* of the video, upright,
+RGB and resized at decode; memory is bounded by one chunk. Damage yields the frames that cannot
+depend on missing data plus a warning, any other problem a ``VideoError`` naming the file. The
+README ("Decoding") states the guarantees; ``DECODER_VERSION`` changes whenever pixels could.
 
-Backends: `opencv` (FFmpeg), `decord`, `auto` (= OpenCV). `decord` stays selectable: it is
-checked against the container (stream and frame count) and raises a `DecodeError` for files it
-cannot be trusted with or fails on.
-
-Why `auto` is OpenCV, not decord (peak RSS of one fresh process per decode of the files
-benchmarks/decode.py generates, 360p MPEG-4, 5 of 30 fps kept, before resizing): decord's
-peak RSS grows with video length and is not bounded by a chunk -- 88 MB for 1 min vs 141 MB
-for 10 min with skip_frames()/next(), 123 MB with num_threads=1, 94 vs 316 MB decoding with
-next() on every frame, ~570 MB with get_batch();
-malloc arena limits do not change it (the growth is inside decord's decoder). OpenCV's
-grab()/retrieve() stays flat (67 vs 70 MB) and is ~3x faster on the same files. Both backends
-decode through FFmpeg and give identical pixels on the shared test files decord accepts, except
-MJPEG (up to 2 levels apart), hence `DECODER_VERSION` "2".
+Why ``auto`` is OpenCV, not decord (``benchmarks/decode.py``): decord's peak RSS grows with the
+video's length (88 MB for 1 min vs 141 MB for 10 min at 360p, ~570 MB with ``get_batch``) and
+it is ~3x slower here; OpenCV's ``grab()``/``retrieve()`` stays flat (67 vs 70 MB). Both give
+identical pixels on the shared files decord accepts except MJPEG (2 levels apart), hence
+version "2".
 """
 
 from __future__ import annotations
