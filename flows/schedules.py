@@ -1,4 +1,5 @@
-"""``configs/schedules.yaml`` (README, "Schedules, Dask and many machines"): named, scheduled deployments of the flows.
+"""Named, scheduled deployments of the flows from `configs/schedules.yaml` (README, "Schedules").
+
 
 Each entry is validated (flow, config with its ``set`` overrides, parameters that must bind to
 the flow's signature, one of ``cron``/``interval``, timezone) before anything is registered;
