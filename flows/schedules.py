@@ -1,6 +1,5 @@
 """Named, scheduled deployments of the flows from `configs/schedules.yaml` (README, "Schedules").
 
-
 Each entry is validated (flow, config with its ``set`` overrides, parameters that must bind to
 the flow's signature, one of ``cron``/``interval``, timezone) before anything is registered;
 relative paths resolve against the schedules file's folder, and the resolved config travels as
