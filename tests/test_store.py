@@ -145,7 +145,7 @@ def test_store_cli(tmp_path: Path) -> None:
 
 
 def test_extractor_key_shape_matches_the_spec_key() -> None:
-    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.features.spec import ExtractorSpec
     from pipeline.features.store import is_extractor_key
 
     spec = ExtractorSpec("resnet18", "none:seed0", 64, 5.0, None, "fp32", "2")
