@@ -74,7 +74,14 @@ class StoredFeatures:
     times_s: np.ndarray  # (T,) float64 presentation times
     header: dict[str, Any]
     frame_times_s: np.ndarray | None = None  # (frames,) every native frame's time, if stored
-    info: VideoInfo | None = None  # the header's ``info``, typed (None if the header has none)
+
+    @property
+    def info(self) -> VideoInfo | None:
+        """The header's ``info`` as the VideoInfo written (None when the header has none)."""
+        from pipeline.video.decode import VideoInfo  # not at import: it brings OpenCV
+
+        raw = self.header.get("info")
+        return None if raw is None else VideoInfo.from_dict(raw)
 
 
 @dataclass
@@ -278,12 +285,9 @@ def _with_info(header: dict[str, Any], info: VideoInfo | None) -> dict[str, Any]
 
 
 def _entry(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> StoredFeatures:
-    from pipeline.video.decode import VideoInfo  # not at import: it brings OpenCV
-
-    info = header.get("info")
     return StoredFeatures(
         arrays["features"], arrays["indices"], arrays["times_s"], header,
-        arrays.get("frame_times_s"), None if info is None else VideoInfo.from_dict(info),
+        arrays.get("frame_times_s"),
     )  # fmt: skip
 
 
