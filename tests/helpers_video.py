@@ -110,3 +110,16 @@ def write_index_videos(root: Path) -> dict[str, Path]:
     built["faststart"] = root / "faststart.mp4"
     built["faststart"].write_bytes(faststart(built["mp4v"].read_bytes()))
     return built
+
+
+def read_all_bgr(path: Path) -> np.ndarray:
+    """Every frame of ``path`` as OpenCV decodes it (BGR, no resize): (N, H, W, 3) uint8."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return np.stack(frames)
