@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from pipeline.config import load_config
-from pipeline.features.extractor import FeatureExtractor, extract_video, spec_from_config
+from pipeline.features.extractor import FeatureExtractor, extract_video
+from pipeline.features.spec import spec_from_config
 from pipeline.video.decode import iter_chunks
 
 SAMPLE_FPS = 5.0

@@ -19,7 +19,7 @@ from pipeline.config import Config
 from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
 from pipeline.features.extract import extract_one, get_extractor
-from pipeline.features.extractor import spec_from_config
+from pipeline.features.spec import spec_from_config
 from pipeline.features.store import FeatureStore
 from pipeline.jobs import JobSummary, VideoRecord
 from pipeline.progress import reporter

@@ -92,6 +92,14 @@ def tiny_config(root: Path, videos: Path, annotations: Path | None, task: str, *
 
 
 @pytest.fixture(scope="session")
+def index_videos(tmp_path_factory) -> dict[str, Path]:
+    """Index videos (tests/helpers_video.py): frame-exact checks without any real file."""
+    from tests.helpers_video import write_index_videos
+
+    return write_index_videos(tmp_path_factory.mktemp("videos"))
+
+
+@pytest.fixture(scope="session")
 def clip_dataset(tmp_path_factory) -> Path:
     """36 short synthetic clip videos (6 classes incl. two order-reversed pairs)."""
     from pipeline.synth.dataset import write_dataset

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.video.plan import sample_plan
+from pipeline.video.plan import resized_shape, sample_plan
 
 EPS = 1e-3  # the plan's 1 ms timestamp tolerance (Matroska rounds times to whole ms)
 
@@ -98,3 +98,59 @@ def test_non_finite_sample_fps_is_a_value_error(fps):
 def test_non_finite_duration_is_a_value_error(duration):
     with pytest.raises(ValueError, match="duration_s"):
         sample_plan(np.arange(10) / 10, 5, None, duration)
+
+
+# --- tables over constant and variable rates ----------------------------------------------------
+
+CFR_30 = np.arange(90) / 30.0
+VFR = np.array([0.0, 0.067, 0.134, 0.196, 0.267, 0.333, 0.4, 0.468, 0.535])
+
+
+@pytest.mark.parametrize(
+    ("times", "fps", "max_frames", "expected"),
+    [
+        (CFR_30, None, None, list(range(90))),
+        (CFR_30, 1, None, [0, 30, 60]),
+        (CFR_30, 5, None, list(range(0, 90, 6))),
+        (CFR_30, 7.5, None, list(range(0, 90, 4))),
+        (CFR_30, 30, None, list(range(90))),
+        (CFR_30, 60, None, list(range(90))),  # above native: each frame once
+        (CFR_30, 1, 2, [0, 30]),
+        (CFR_30, None, 3, [0, 30, 60]),
+        (CFR_30, None, 4, [0, 22, 45, 67]),
+        (VFR, 10, None, [0, 1, 3, 4, 6, 7, 8]),  # 0.2 s shows frame 3 (since 0.196 s)
+        (VFR, 5, None, [0, 3, 6, 8]),  # 0.6 s: the last frame (0.535 s) is still shown
+        (np.array([0.0]), 5, None, [0]),
+        (np.zeros(0), 5, None, []),
+    ],
+)
+def test_sample_plan_table(times, fps, max_frames, expected):
+    plan = sample_plan(times, fps, max_frames)
+    assert plan.dtype == np.int64
+    assert plan.tolist() == expected
+
+
+def test_sample_plan_picks_the_frame_shown_at_each_target():
+    times = np.cumsum(np.random.default_rng(0).uniform(0.02, 0.09, 300))
+    times -= times[0]
+    for fps in (1, 3, 5, 7.5, 12):
+        plan = sample_plan(times, fps, None)
+        # Targets run until the last frame stops being shown (one typical interval after it).
+        end = times[-1] + np.median(np.diff(times))
+        targets = np.arange(int(np.ceil((end - 1e-3) * fps))) / fps
+        shown = [np.flatnonzero(times <= t + 1e-3)[-1] for t in targets]  # 1 ms: see plan
+        assert plan.tolist() == sorted(set(shown))
+
+
+@pytest.mark.parametrize(("fps", "max_frames"), [(0, None), (-1, None), (None, 0)])
+def test_sample_plan_rejects_bad_arguments(fps, max_frames):
+    with pytest.raises(ValueError):
+        sample_plan(CFR_30, fps, max_frames)
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "expected"),
+    [((720, 1280), 224, (224, 398)), ((1280, 720), 224, (398, 224)), ((64, 96), None, (64, 96))],
+)
+def test_resized_shape_keeps_aspect(hw, size, expected):
+    assert resized_shape(*hw, size) == expected

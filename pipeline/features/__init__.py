@@ -1,17 +1,18 @@
 """Features: per-frame CNN vectors and the store that keeps them.
 
-``extractor`` embeds decoded frames (``backbones`` builds the torchvision model), ``store``
-keeps one file per (video, extractor key), ``extract`` does one video end to end and
-``store_admin`` is what ``vidtag store`` runs.
+``spec`` says what makes the features (its hash is the extractor key), ``extractor`` embeds
+decoded frames (``backbones`` builds the torchvision model), ``store`` keeps one file per
+(video, extractor key), ``extract`` does one video end to end and ``store_admin`` is what
+``vidtag store`` runs.
 """
 
 from pipeline.lazy import lazy_surface
 
 _EXPORTS = {
-    "ExtractorSpec": "extractor",
+    "ExtractorSpec": "spec",
+    "spec_from_config": "spec",
+    "resolve_device": "spec",
     "FeatureExtractor": "extractor",
-    "spec_from_config": "extractor",
-    "resolve_device": "extractor",
     "extract_video": "extractor",
     "BackboneError": "backbones",
     "FeatureStore": "store",

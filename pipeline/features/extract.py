@@ -12,12 +12,8 @@ from pathlib import Path
 
 from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
-from pipeline.features.extractor import (
-    ExtractorSpec,
-    FeatureExtractor,
-    extract_video,
-    spec_from_config,
-)
+from pipeline.features.extractor import FeatureExtractor, extract_video
+from pipeline.features.spec import ExtractorSpec, spec_from_config
 from pipeline.features.store import FeatureStore, StoredFeatures
 from pipeline.jobs import VideoRecord
 from pipeline.progress import reporter
@@ -89,7 +85,6 @@ def _extract_and_store(
     )
     header = {
         "spec": spec.to_dict(),
-        "info": result.info,
         "video_path": str(video.resolve()),
         "backend": result.backend,
         "warnings": result.warnings,
@@ -98,7 +93,7 @@ def _extract_and_store(
     store.write_spec(spec.key(), spec.to_dict())
     entry = store.put(
         video_key, spec.key(), result.features, result.indices, result.times_s, header,
-        frame_times_s=result.frame_times_s,
+        frame_times_s=result.frame_times_s, info=result.info,
     )  # fmt: skip
     record = VideoRecord(
         str(video),

@@ -27,12 +27,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.fileio import atomic_write_bytes, atomic_write_text, file_sha256
 from pipeline.video import check_path
+
+if TYPE_CHECKING:
+    from pipeline.video.decode import VideoInfo
 
 SUFFIX = ".safetensors"
 HEADER_KEY = "vidtag"
@@ -71,6 +74,14 @@ class StoredFeatures:
     times_s: np.ndarray  # (T,) float64 presentation times
     header: dict[str, Any]
     frame_times_s: np.ndarray | None = None  # (frames,) every native frame's time, if stored
+
+    @property
+    def info(self) -> VideoInfo | None:
+        """The header's ``info`` as the VideoInfo written (None when the header has none)."""
+        from pipeline.video.decode import VideoInfo  # not at import: it brings OpenCV
+
+        raw = self.header.get("info")
+        return None if raw is None else VideoInfo.from_dict(raw)
 
 
 @dataclass
@@ -148,8 +159,13 @@ class FeatureStore:
         times_s: np.ndarray,
         header: dict[str, Any],
         frame_times_s: np.ndarray | None = None,
+        info: VideoInfo | None = None,
     ) -> StoredFeatures:
-        """Write one entry atomically; returns it as a reader would see it."""
+        """Write one entry atomically; returns it as a reader would see it.
+
+        ``info`` goes into the JSON header as ``info``, right after ``spec`` (where it has always
+        been); the returned entry, like a read one, carries it typed as ``entry.info``.
+        """
         from safetensors.numpy import save
 
         arrays = {
@@ -162,7 +178,7 @@ class FeatureStore:
         if not (len(arrays["features"]) == len(arrays["indices"]) == len(arrays["times_s"])):
             raise ValueError("features, indices and times_s must have the same length")
         full_header = {
-            **header,
+            **_with_info(header, info),
             "video_key": video_key,
             "extractor_key": extractor_key,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -253,6 +269,19 @@ def read_entry(path: Path) -> StoredFeatures:
     if "header_checksum" in header and _header_checksum(header) != header["header_checksum"]:
         raise StoreCorruptError(path, "header checksum mismatch (file damaged)")
     return entry
+
+
+def _with_info(header: dict[str, Any], info: VideoInfo | None) -> dict[str, Any]:
+    """``header`` with ``info`` as JSON placed after ``spec``: the key order files have had."""
+    if info is None:
+        return dict(header)
+    fields: dict[str, Any] = {}
+    for name, value in header.items():
+        fields[name] = value
+        if name == "spec":
+            fields["info"] = info.to_dict()
+    fields.setdefault("info", info.to_dict())
+    return fields
 
 
 def _entry(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> StoredFeatures:

@@ -26,7 +26,7 @@ from pipeline.training.task import task_named
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.features.spec import ExtractorSpec
     from pipeline.features.store import StoredFeatures
     from pipeline.tracking.model_io import TrainedModel
 
@@ -114,11 +114,12 @@ def check_spec(spec: ExtractorSpec) -> None:
 def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, VideoLabels]:
     """(video sha256, labels) of one video; raises VideoError/OSError for a bad file."""
     from pipeline.features.extract import stored_features
-    from pipeline.video.decode import VideoInfo
 
     check_spec(model.spec)
     record, entry = stored_features(video, cfg, model.spec)
-    info = VideoInfo.from_dict(entry.header["info"])
+    info = entry.info
+    if info is None:  # extract_one always writes it: only an entry made by hand lacks it
+        raise UserError(f"{video}: its feature store entry has no video info; remove the entry")
     builder = SegmentBuilder(
         classes=list(model.classes),
         info=info,

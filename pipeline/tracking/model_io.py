@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.features.extractor import ExtractorSpec
+from pipeline.features.spec import ExtractorSpec
 from pipeline.fileio import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "weights.safetensors"

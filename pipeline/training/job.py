@@ -39,7 +39,7 @@ from pipeline.data.datasets import (
     stratum_of,
 )
 from pipeline.errors import UserError
-from pipeline.features.extractor import ExtractorSpec, resolve_device, spec_from_config
+from pipeline.features.spec import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
 from pipeline.tracking.model_io import save_model_dir
 from pipeline.training.figures import confusion_figure

@@ -18,20 +18,13 @@ from pipeline.synth.dataset import (
     FRAME_CLASSES,
     REVERSED_PAIRS,
     SPLITS,
-    ClipVideo,
-    FrameVideo,
-    Segment,
-    VideoSpec,
     plan_clip_dataset,
     plan_frame_dataset,
-    render_clip,
-    render_frame_video,
-    sample_clip_video,
     segment_seconds,
     split_counts,
     write_dataset,
-    write_video,
 )
+from tests.helpers_video import read_all_bgr
 
 # Small and short, so the whole module stays fast; the real defaults are checked on plans only.
 SMALL = {"sizes": ((96, 72), (112, 64))}
@@ -39,18 +32,6 @@ SMALL_CLIP = {**SMALL, "videos": 8, "duration_s": (0.5, 1.2)}
 SMALL_FRAME = {**SMALL, "videos": 3, "segment_s": (0.2, 0.5), "gap_s": (0.1, 0.3)}
 TASKS = {"clip": SMALL_CLIP, "frame": SMALL_FRAME}
 ANNOTATIONS = {"clip": ["labels.csv"], "frame": ["segments.csv", "mapping.txt"]}
-
-
-def decode(path: Path) -> np.ndarray:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return np.stack(frames)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -139,14 +120,14 @@ def test_same_seed_same_annotations_and_frames(datasets, task: str) -> None:
     names = [p.relative_to(first) for p in videos_of(first)]
     assert names == [p.relative_to(second) for p in videos_of(second)]
     for name in names:
-        np.testing.assert_array_equal(decode(first / name), decode(second / name))
+        np.testing.assert_array_equal(read_all_bgr(first / name), read_all_bgr(second / name))
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_different_seed_different_frames(datasets, task: str) -> None:
     first, other = datasets[(task, 0, "a")], datasets[(task, 1, "a")]
     name = videos_of(first)[0].relative_to(first)
-    a, b = decode(first / name), decode(other / name)
+    a, b = read_all_bgr(first / name), read_all_bgr(other / name)
     assert a.shape != b.shape or not np.array_equal(a, b)
 
 
@@ -174,7 +155,7 @@ def test_clip_labels_match_written_videos(datasets) -> None:
         capture = cv2.VideoCapture(str(path))
         assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(spec.fps)
         capture.release()
-        assert decode(path).shape == (spec.frames, spec.height, spec.width, 3)
+        assert read_all_bgr(path).shape == (spec.frames, spec.height, spec.width, 3)
 
 
 def test_frame_annotations_match_written_videos(datasets) -> None:
@@ -187,7 +168,7 @@ def test_frame_annotations_match_written_videos(datasets) -> None:
     assert all(path.parent == root / "videos" for path in videos)
     for path in videos:
         truth = (root / "groundTruth" / f"{path.stem}.txt").read_text().splitlines()
-        frames = decode(path)
+        frames = read_all_bgr(path)
         assert len(truth) == len(frames)
         fps = cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS)
         segments = [row for row in rows if root / row["video"] == path]
@@ -200,57 +181,6 @@ def test_frame_annotations_match_written_videos(datasets) -> None:
             for i in range(len(frames))
         ]
         assert from_csv == truth
-
-
-# --- reversed pairs ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("forward", "backward"), REVERSED_PAIRS)
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reversed_pair_is_exact_reversal_in_memory(forward: str, backward: str, seed: int) -> None:
-    video = sample_clip_video(np.random.default_rng(seed), forward, (0.5, 1.5), SMALL["sizes"])
-    frames = render_clip(video)
-    reversed_frames = render_clip(video._replace(label=backward))
-    np.testing.assert_array_equal(frames[::-1], reversed_frames)
-    assert not np.array_equal(frames, reversed_frames), "a pair must differ in order"
-
-
-@pytest.mark.parametrize(("forward", "backward"), REVERSED_PAIRS)
-def test_reversed_pair_is_reversal_after_encoding(
-    tmp_path: Path, forward: str, backward: str
-) -> None:
-    video = sample_clip_video(np.random.default_rng(7), forward, (1.0, 1.5), SMALL["sizes"])
-    decoded = {}
-    for label in (forward, backward):
-        clip = video._replace(label=label)
-        write_video(iter(render_clip(clip)), clip.spec, tmp_path / f"{label}.mp4")
-        decoded[label] = decode(tmp_path / f"{label}.mp4").astype(np.float32)
-    reversal_error = np.abs(decoded[forward][::-1] - decoded[backward]).mean()
-    order_difference = np.abs(decoded[forward] - decoded[backward]).mean()
-    assert reversal_error < 3.0  # lossy mp4v: close, not equal
-    assert order_difference > 5 * reversal_error
-
-
-def test_classes_differ_from_each_other_and_background() -> None:
-    """A cheap stand-in for pooled features: each class's mean colour over time is far from
-    every other class's, and each frame-task class is far from the plain background."""
-    spec = VideoSpec(width=96, height=72, fps=15, frames=15, seed=3, noise=5)
-    look = sample_clip_video(np.random.default_rng(0), CLIP_CLASSES[0]).look
-    clip_means = {
-        name: render_clip(ClipVideo(spec, name, look)).mean(axis=(1, 2)) for name in CLIP_CLASSES
-    }
-    frame_means = {
-        name: render_frame_video(FrameVideo(spec, (Segment(0, spec.frames, name, look),))).mean(
-            axis=(1, 2)
-        )
-        for name in FRAME_CLASSES
-    }
-    frame_means[BACKGROUND] = render_frame_video(FrameVideo(spec, ())).mean(axis=(1, 2))
-    for means in (clip_means, frame_means):
-        names = list(means)
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                assert np.abs(means[a] - means[b]).max() > 10, (a, b)
 
 
 # --- splits, layout and errors -----------------------------------------------------------------

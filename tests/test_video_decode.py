@@ -1,10 +1,9 @@
-"""Frame-exact, bounded-memory decoding: pure plan tables, synthetic lossless videos, damaged
-files built here, and every real file in ../shared/data/videos."""
+"""Frame-exact, bounded-memory decoding (``probe``, ``iter_chunks``): synthetic index videos,
+damaged files built here, and every real file in ../shared/data/videos."""
 
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import time
 import warnings
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 
 from pipeline.video._backends import decord_available
-from pipeline.video._container import container_kind, cut_short
 from pipeline.video.decode import (
     DamagedVideoWarning,
     DecodeError,
@@ -35,163 +33,20 @@ from pipeline.video.decode import (
     probe,
     sample_plan,
 )
-from pipeline.video.plan import resized_shape
 from tests.conftest import SHARED_VIDEOS, shared_video_files
+from tests.helpers_video import (
+    FPS,
+    FRAMES,
+    HEIGHT,
+    WIDTH,
+    decode_all,
+    decode_all_from,
+    index_frame,
+    opencv_reference,
+    read_index,
+)
 
 BACKENDS = ["opencv"] + (["decord"] if decord_available() else [])
-FPS = 30
-FRAMES = 90
-HEIGHT, WIDTH = 64, 96
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def index_frame(index: int) -> np.ndarray:
-    """RGB frame whose 10 big blocks spell `index` in binary (readable after lossy coding)."""
-    frame = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
-    for bit in range(10):
-        if (index >> bit) & 1:
-            row, col = divmod(bit, 5)
-            frame[row * 32 : row * 32 + 32, col * 19 : col * 19 + 19] = 220
-    frame[:, 95:, 0] = index % 256
-    return frame
-
-
-def read_index(frame: np.ndarray) -> int:
-    means = [frame[r * 32 + 8 : r * 32 + 24, c * 19 + 5 : c * 19 + 14].mean() for r in (0, 1)
-             for c in range(5)]  # fmt: skip
-    return sum(1 << bit for bit, mean in enumerate(means) if mean > 130)
-
-
-def write_video(path: Path, fourcc: str, frames: int = FRAMES) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (WIDTH, HEIGHT))
-    assert writer.isOpened(), f"OpenCV cannot write {fourcc}"
-    for index in range(frames):
-        writer.write(cv2.cvtColor(index_frame(index), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
-def decode_all(path: Path, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    chunks = list(iter_chunks(path, **kwargs))
-    return (
-        np.concatenate([c.frames for c in chunks]),
-        np.concatenate([c.indices for c in chunks]),
-        np.concatenate([c.times_s for c in chunks]),
-    )
-
-
-def faststart(data: bytes) -> bytes:
-    """Move an MP4's moov atom before mdat (patching chunk offsets), as `-movflags faststart`."""
-    atoms, pos = [], 0
-    while pos < len(data):
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        atoms.append((kind, data[pos : pos + size]))
-        pos += size
-    moov = bytearray(dict(atoms)[b"moov"])
-    _shift_offsets(moov, 8, len(moov), len(moov))
-    head = [a for k, a in atoms if k == b"ftyp"]
-    rest = [a for k, a in atoms if k not in (b"ftyp", b"moov")]
-    return b"".join([*head, bytes(moov), *rest])
-
-
-def _shift_offsets(buf: bytearray, start: int, end: int, shift: int) -> None:
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack(">I4s", buf[pos : pos + 8])
-        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
-            _shift_offsets(buf, pos + 8, pos + size, shift)
-        elif kind == b"stco":
-            count = struct.unpack(">I", buf[pos + 12 : pos + 16])[0]
-            for at in range(pos + 16, pos + 16 + 4 * count, 4):
-                buf[at : at + 4] = struct.pack(
-                    ">I", struct.unpack(">I", buf[at : at + 4])[0] + shift
-                )
-        pos += size
-
-
-def opencv_reference(path: Path, size: int = 48) -> list[np.ndarray]:
-    """Plain sequential OpenCV decode (its own rotation), small RGB frames for comparisons."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            return frames
-        height, width = resized_shape(*bgr.shape[:2], size)
-        frames.append(cv2.resize(bgr[..., ::-1], (width, height), interpolation=cv2.INTER_AREA))
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("videos")
-    built = {
-        "lossless": write_video(root / "index.mkv", "FFV1"),
-        "mp4v": write_video(root / "index.mp4", "mp4v"),
-        "mjpeg_avi": write_video(root / "index.avi", "MJPG"),
-        "no_frames_mkv": write_video(root / "none.mkv", "FFV1", frames=0),
-        "no_frames_mp4": write_video(root / "none.mp4", "mp4v", frames=0),
-    }
-    built["faststart"] = root / "faststart.mp4"
-    built["faststart"].write_bytes(faststart(built["mp4v"].read_bytes()))
-    return built
-
-
-# --- the sampling plan (pure) ----------------------------------------------------------------
-
-CFR_30 = np.arange(90) / 30.0
-VFR = np.array([0.0, 0.067, 0.134, 0.196, 0.267, 0.333, 0.4, 0.468, 0.535])
-
-
-@pytest.mark.parametrize(
-    ("times", "fps", "max_frames", "expected"),
-    [
-        (CFR_30, None, None, list(range(90))),
-        (CFR_30, 1, None, [0, 30, 60]),
-        (CFR_30, 5, None, list(range(0, 90, 6))),
-        (CFR_30, 7.5, None, list(range(0, 90, 4))),
-        (CFR_30, 30, None, list(range(90))),
-        (CFR_30, 60, None, list(range(90))),  # above native: each frame once
-        (CFR_30, 1, 2, [0, 30]),
-        (CFR_30, None, 3, [0, 30, 60]),
-        (CFR_30, None, 4, [0, 22, 45, 67]),
-        (VFR, 10, None, [0, 1, 3, 4, 6, 7, 8]),  # 0.2 s shows frame 3 (since 0.196 s)
-        (VFR, 5, None, [0, 3, 6, 8]),  # 0.6 s: the last frame (0.535 s) is still shown
-        (np.array([0.0]), 5, None, [0]),
-        (np.zeros(0), 5, None, []),
-    ],
-)
-def test_sample_plan_table(times, fps, max_frames, expected):
-    plan = sample_plan(times, fps, max_frames)
-    assert plan.dtype == np.int64
-    assert plan.tolist() == expected
-
-
-def test_sample_plan_picks_the_frame_shown_at_each_target():
-    times = np.cumsum(np.random.default_rng(0).uniform(0.02, 0.09, 300))
-    times -= times[0]
-    for fps in (1, 3, 5, 7.5, 12):
-        plan = sample_plan(times, fps, None)
-        # Targets run until the last frame stops being shown (one typical interval after it).
-        end = times[-1] + np.median(np.diff(times))
-        targets = np.arange(int(np.ceil((end - 1e-3) * fps))) / fps
-        shown = [np.flatnonzero(times <= t + 1e-3)[-1] for t in targets]  # 1 ms: see plan
-        assert plan.tolist() == sorted(set(shown))
-
-
-@pytest.mark.parametrize(("fps", "max_frames"), [(0, None), (-1, None), (None, 0)])
-def test_sample_plan_rejects_bad_arguments(fps, max_frames):
-    with pytest.raises(ValueError):
-        sample_plan(CFR_30, fps, max_frames)
-
-
-@pytest.mark.parametrize(
-    ("hw", "size", "expected"),
-    [((720, 1280), 224, (224, 398)), ((1280, 720), 224, (398, 224)), ((64, 96), None, (64, 96))],
-)
-def test_resized_shape_keeps_aspect(hw, size, expected):
-    assert resized_shape(*hw, size) == expected
 
 
 # --- synthetic lossless video: frame-exact sampling ------------------------------------------
@@ -199,18 +54,22 @@ def test_resized_shape_keeps_aspect(hw, size, expected):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sample_fps", [None, 1, 5, 7.5])
-def test_lossless_sampling_is_frame_exact(videos, backend, sample_fps):
-    stream = iter_chunks(videos["lossless"], sample_fps=sample_fps, chunk_frames=8, backend=backend)
-    frames, indices, times = decode_all(videos["lossless"], sample_fps=sample_fps, backend=backend)
+def test_lossless_sampling_is_frame_exact(index_videos, backend, sample_fps):
+    stream = iter_chunks(
+        index_videos["lossless"], sample_fps=sample_fps, chunk_frames=8, backend=backend
+    )
+    frames, indices, times = decode_all(
+        index_videos["lossless"], sample_fps=sample_fps, backend=backend
+    )
     assert stream.backend == backend
-    assert indices.tolist() == sample_plan(CFR_30, sample_fps, None).tolist()
+    assert indices.tolist() == sample_plan(np.arange(FRAMES) / FPS, sample_fps, None).tolist()
     np.testing.assert_allclose(times, indices / FPS, atol=1e-3)
     for frame, index in zip(frames, indices, strict=True):
         np.testing.assert_array_equal(frame, index_frame(int(index)))
 
 
-def test_chunks_are_bounded_resized_and_typed(videos):
-    stream = iter_chunks(videos["lossless"], size=32, chunk_frames=7, max_frames=20)
+def test_chunks_are_bounded_resized_and_typed(index_videos):
+    stream = iter_chunks(index_videos["lossless"], size=32, chunk_frames=7, max_frames=20)
     chunks = list(stream)
     assert [len(c.indices) for c in chunks] == [7, 7, 6]
     for chunk in chunks:
@@ -220,13 +79,13 @@ def test_chunks_are_bounded_resized_and_typed(videos):
     assert stream.info.frames == FRAMES and stream.warnings == []
 
 
-def test_lossy_mp4_indices_survive_compression(videos):
-    frames, indices, _ = decode_all(videos["mp4v"], sample_fps=7.5)
+def test_lossy_mp4_indices_survive_compression(index_videos):
+    frames, indices, _ = decode_all(index_videos["mp4v"], sample_fps=7.5)
     assert [read_index(f) for f in frames] == indices.tolist()
 
 
-def test_probe_reports_stream_facts(videos):
-    info = probe(videos["lossless"])
+def test_probe_reports_stream_facts(index_videos):
+    info = probe(index_videos["lossless"])
     assert (info.frames, info.fps, info.width, info.height) == (FRAMES, FPS, WIDTH, HEIGHT)
     assert (
         info.rotation == 0
@@ -239,7 +98,7 @@ def test_probe_reports_stream_facts(videos):
 # --- damaged input ---------------------------------------------------------------------------
 
 
-def _damaged(tmp_path: Path, videos: dict[str, Path], case: str) -> Path:
+def _damaged(tmp_path: Path, index_videos: dict[str, Path], case: str) -> Path:
     path = tmp_path / f"{case}.mp4"
     if case == "missing":
         return path
@@ -252,14 +111,14 @@ def _damaged(tmp_path: Path, videos: dict[str, Path], case: str) -> Path:
     elif case == "text":
         path.write_text("this is not a video\n" * 50)
     elif case == "cut_mp4":
-        data = videos["mp4v"].read_bytes()
+        data = index_videos["mp4v"].read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif case == "wav":
         with wave.open(str(path), "wb") as audio:
             audio.setnchannels(1), audio.setsampwidth(2), audio.setframerate(8000)
             audio.writeframes(b"\x00\x00" * 8000)
     else:
-        return videos[case]
+        return index_videos[case]
     return path
 
 
@@ -277,8 +136,8 @@ def _damaged(tmp_path: Path, videos: dict[str, Path], case: str) -> Path:
         ("no_frames_mkv", EmptyVideoError),
     ],
 )
-def test_damaged_input_gives_its_error_quickly(tmp_path, videos, case, error):
-    path = _damaged(tmp_path, videos, case)
+def test_damaged_input_gives_its_error_quickly(tmp_path, index_videos, case, error):
+    path = _damaged(tmp_path, index_videos, case)
     started = time.monotonic()
     with pytest.raises(error) as raised:
         probe(path)
@@ -290,9 +149,9 @@ def test_damaged_input_gives_its_error_quickly(tmp_path, videos, case, error):
 
 
 @pytest.mark.parametrize("source", ["faststart", "lossless"])
-def test_truncated_file_yields_frames_before_the_damage(tmp_path, videos, source):
-    data = videos[source].read_bytes()
-    path = tmp_path / f"cut{videos[source].suffix}"
+def test_truncated_file_yields_frames_before_the_damage(tmp_path, index_videos, source):
+    data = index_videos[source].read_bytes()
+    path = tmp_path / f"cut{index_videos[source].suffix}"
     path.write_bytes(data[: len(data) // 2])
     started = time.monotonic()
     with pytest.warns(TruncatedVideoWarning):
@@ -306,9 +165,11 @@ def test_truncated_file_yields_frames_before_the_damage(tmp_path, videos, source
 
 @pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.97, 0.995])
 @pytest.mark.parametrize("source", ["lossless", "mjpeg_avi", "faststart"])
-def test_cut_files_never_give_a_damaged_or_misnumbered_frame(tmp_path, videos, source, fraction):
-    data = videos[source].read_bytes()
-    path = tmp_path / f"cut{videos[source].suffix}"
+def test_cut_files_never_give_a_damaged_or_misnumbered_frame(
+    tmp_path, index_videos, source, fraction
+):
+    data = index_videos[source].read_bytes()
+    path = tmp_path / f"cut{index_videos[source].suffix}"
     path.write_bytes(data[: int(len(data) * fraction)])
     with pytest.warns(VideoWarning):
         frames, indices, _ = decode_all_from(iter_chunks(path))
@@ -318,22 +179,17 @@ def test_cut_files_never_give_a_damaged_or_misnumbered_frame(tmp_path, videos, s
 
 @pytest.mark.parametrize("at", [0.3, 0.5, 0.7])
 @pytest.mark.parametrize("source", ["lossless", "faststart"])
-def test_damage_inside_a_file_never_gives_a_frame_under_another_index(tmp_path, videos, source, at):
-    data = bytearray(videos[source].read_bytes())
+def test_damage_inside_a_file_never_gives_a_frame_under_another_index(
+    tmp_path, index_videos, source, at
+):
+    data = bytearray(index_videos[source].read_bytes())
     start = int(len(data) * at)
     data[start : start + 200] = np.random.default_rng(0).integers(0, 255, 200, np.uint8).tobytes()
-    path = tmp_path / f"damaged{videos[source].suffix}"
+    path = tmp_path / f"damaged{index_videos[source].suffix}"
     path.write_bytes(bytes(data))
     with pytest.warns(VideoWarning):
         frames, indices, _ = decode_all_from(iter_chunks(path))
     assert [read_index(f) for f in frames] == indices.tolist()
-
-
-def test_good_files_are_not_taken_for_cut_ones(videos):
-    for name in ("lossless", "mjpeg_avi", "faststart", "mp4v"):
-        path = videos[name]
-        assert not cut_short(path, container_kind(path.read_bytes()[:64])), name
-        assert not probe(path).truncated, name
 
 
 def test_missing_frames_are_found_where_the_times_jump():
@@ -384,16 +240,11 @@ def test_real_file_damaged_in_the_middle_keeps_frames_on_their_own_index(shared_
         assert np.abs(frame.astype(int) - reference[index]).mean() < 3, index
 
 
-def decode_all_from(stream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    chunks = list(stream)
-    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))  # type: ignore
-
-
-def test_unknown_backend_is_a_user_error(videos):
+def test_unknown_backend_is_a_user_error(index_videos):
     from pipeline.errors import UserError
 
     with pytest.raises(UserError, match="backend"):
-        iter_chunks(videos["lossless"], backend="ffmpeg")
+        iter_chunks(index_videos["lossless"], backend="ffmpeg")
 
 
 def test_decode_error_is_a_video_error():
@@ -403,12 +254,12 @@ def test_decode_error_is_a_video_error():
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def test_cli_probe_json_and_error(videos, tmp_path):
+def test_cli_probe_json_and_error(index_videos, tmp_path):
     from typer.testing import CliRunner
 
     from pipeline.cli.app import app
 
-    result = CliRunner().invoke(app, ["probe", str(videos["lossless"]), "--json"])
+    result = CliRunner().invoke(app, ["probe", str(index_videos["lossless"]), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[0])["frames"] == FRAMES
     text = tmp_path / "notes.mp4"
@@ -493,11 +344,11 @@ def test_auto_is_opencv_and_forced_decord_refuses_untrusted_files(shared_videos,
         iter_chunks(path, sample_fps=1, backend="decord")
 
 
-def test_auto_decodes_with_opencv(videos):
-    stream = iter_chunks(videos["lossless"], sample_fps=5)
+def test_auto_decodes_with_opencv(index_videos):
+    stream = iter_chunks(index_videos["lossless"], sample_fps=5)
     auto = [chunk.frames for chunk in stream]
-    opencv = [chunk.frames for chunk in iter_chunks(videos["lossless"], 5, backend="opencv")]
-    assert stream.backend == "opencv" and probe(videos["lossless"]).backend == "opencv"
+    opencv = [chunk.frames for chunk in iter_chunks(index_videos["lossless"], 5, backend="opencv")]
+    assert stream.backend == "opencv" and probe(index_videos["lossless"]).backend == "opencv"
     np.testing.assert_array_equal(np.concatenate(auto), np.concatenate(opencv))
 
 

@@ -1,4 +1,5 @@
-"""Two runs on the same folder and store at once: complete files, no work done twice."""
+"""Claims (one holder per lock, waiting, timing out, released by a killed holder), and at work:
+two runs on the same folder and store at once give complete files and do no work twice."""
 
 from __future__ import annotations
 
