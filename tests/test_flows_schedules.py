@@ -1,32 +1,16 @@
-"""Schedules file, `vidtag serve` against a real Prefect server, and the shipped prefect.yaml."""
+"""flows/schedules.py: the schedules file, its entries and their parameters."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from prefect import flow
 from typer.testing import CliRunner
 
-from flows.deploy import build_deployments
 from flows.schedules import ScheduleError, entry_flow, flow_parameters, load_schedules
 from pipeline.cli.app import app
 from tests.conftest import REPO, tiny_config
-
-
-@flow(name="greet")
-def greet(name: str = "world") -> str:
-    """A flow without a ``config`` parameter, for ``module:function`` entries."""
-    return f"hello {name}"
 
 
 def _schedules(folder: Path, *entries: dict) -> Path:
@@ -94,31 +78,6 @@ def test_intervals_accept_seconds_and_units(tmp_path: Path, value, seconds: floa
     assert load_schedules(path)[0].interval == seconds
 
 
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        ({"flow": "label", "config": "c.yaml"}, "needs parameters input, model, output"),
-        (
-            {"flow": "extract", "config": "c.yaml", "parameters": {"bogus": 1}},
-            "no parameters bogus",
-        ),
-        ({"flow": "tests.test_schedules:greet", "config": "c.yaml"}, "takes no config"),
-        ({"flow": "tests.test_schedules:greet", "parameters": {"nme": "x"}}, "no parameters nme"),
-    ],
-)
-def test_parameters_must_bind_to_the_flow(tmp_path: Path, entry: dict, message: str) -> None:
-    path = _schedules(tmp_path, entry)
-    with pytest.raises(ScheduleError, match=message) as error:
-        build_deployments(path)
-    assert str(path) in str(error.value) and "'e0'" in str(error.value)
-
-
-def test_a_flow_without_config_gets_none(tmp_path: Path) -> None:
-    path = _schedules(tmp_path, {"flow": "tests.test_schedules:greet"})
-    (deployment,) = build_deployments(path)
-    assert deployment.parameters == {}
-
-
 def test_a_function_that_is_not_a_flow_is_one_line(tmp_path: Path) -> None:
     from flows.schedules import import_flow
 
@@ -129,13 +88,6 @@ def test_a_function_that_is_not_a_flow_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "'pipeline.config:load_config' is not a Prefect flow" in output
     assert "Traceback" not in result.output and "prefect server start" not in output
-
-
-def test_serve_checks_the_file_before_the_server(tmp_path: Path) -> None:
-    path = _schedules(tmp_path, {"flow": "label", "config": "c.yaml"})
-    result, output = _serve_without_server(path)
-    assert result.exit_code == 2, result.output
-    assert "needs parameters input" in output and "PREFECT_API_URL" not in output
 
 
 def test_entry_paths_are_relative_to_the_schedules_file(tmp_path: Path, monkeypatch) -> None:
@@ -171,112 +123,3 @@ def test_shipped_inbox_is_one_folder() -> None:
     assert deployed["hourly-inbox-features"]["overrides"] == ["data.videos=data/inbox"]
     assert deployed["hourly-inbox-labels"]["parameters"]["input"] == "data/inbox"
     assert deployed["hourly-inbox-labels"]["overrides"] == ["data.videos=data/inbox"]
-
-
-@pytest.mark.parametrize("api_url", [None, "http://127.0.0.1:9/api"])
-def test_serve_without_a_server_fails_at_once_with_the_command(api_url) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    settings = {PREFECT_API_URL: api_url} if api_url else {}
-    restore = set() if api_url else {PREFECT_API_URL}
-    started = time.perf_counter()
-    with temporary_settings(settings, restore_defaults=restore):
-        result = CliRunner().invoke(app, ["serve", "-f", str(REPO / "configs" / "schedules.yaml")])
-    assert result.exit_code == 2, result.output
-    assert "prefect server start" in " ".join(result.output.split())
-    assert time.perf_counter() - started < 15
-
-
-def _api(server_url: str, path: str, body: dict | None = None) -> dict | list:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server_url + path, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
-
-
-def _completed_runs(server_url: str, deployment_id: str) -> list[dict]:
-    body = {
-        "deployments": {"id": {"any_": [deployment_id]}},
-        "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
-    }
-    return _api(server_url, "/flow_runs/filter", body)
-
-
-def _wait_for(condition, timeout_s: float, process: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"vidtag serve exited early:\n{log.read_text()[-3000:]}")
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out; serve log:\n{log.read_text()[-3000:]}")
-
-
-@pytest.mark.slow
-def test_serve_runs_a_scheduled_extraction_and_leaves_it_active(
-    prefect_server, clip_dataset: Path, tmp_path: Path
-) -> None:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    for video in sorted(clip_dataset.rglob("*.mp4"))[:2]:
-        shutil.copy(video, folder / video.name)
-    cfg = tiny_config(tmp_path, folder, None, "clip")
-    (tmp_path / "extract.yaml").write_text(cfg.to_yaml())
-    schedules = {
-        "deployments": [
-            {"name": "test-inbox", "flow": "extract", "config": "extract.yaml",
-             "parameters": {"print_summary": False}, "interval": 5, "timezone": "Europe/Berlin"},
-            {"name": "test-nightly", "flow": "train", "config": "extract.yaml",
-             "cron": "0 2 * * *", "active": False},
-        ]
-    }  # fmt: skip
-    (tmp_path / "schedules.yaml").write_text(yaml.safe_dump(schedules))
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server.url,
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-    }
-    log = tmp_path / "serve.log"
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline.cli.app",
-        "serve",
-        "-f",
-        str(tmp_path / "schedules.yaml"),
-    ]
-    with open(log, "wb") as out:
-        serve = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        name = "/deployments/name/extract_features/test-inbox"
-        deployment = _wait_for(lambda: _try(lambda: _api(prefect_server.url, name)), 60, serve, log)
-        runs = _wait_for(
-            lambda: _completed_runs(prefect_server.url, deployment["id"]), 150, serve, log
-        )
-        assert runs[0]["parameters"]["config"]["features"]["image_size"] == 64
-        assert len(list((tmp_path / "store").rglob("*.safetensors"))) == 2
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-    after = _api(prefect_server.url, name)
-    assert not after["paused"] and [s["active"] for s in after["schedules"]] == [True]
-    assert after["schedules"][0]["schedule"]["timezone"] == "Europe/Berlin"
-    nightly = _api(prefect_server.url, "/deployments/name/train/test-nightly")
-    assert [s["active"] for s in nightly["schedules"]] == [False]
-
-
-def _try(call):
-    try:
-        return call()
-    except OSError:
-        return None
