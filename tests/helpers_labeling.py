@@ -87,16 +87,22 @@ def random_model(task: str = "clip", seed: int = 0):
     return TrainedModel(module, task, CLASSES, spec, "background")
 
 
+def save_dir(folder: Path, model) -> Path:
+    """``model`` as a model folder (the files the pyfunc logs)."""
+    from models.rnn import model_config_dict
+    from pipeline.tracking.model_io import save_model_dir
+
+    config = model_config_dict(model.module)
+    return save_model_dir(folder, model.module, config, model.spec, model.classes, model.background)
+
+
 def register(folder: Path, model, name: str) -> str:
     """Log ``model`` as a run's pyfunc, register it under ``name``; @candidate moves to it."""
     import mlflow
 
-    from models.rnn import model_config_dict
     from pipeline.tracking.mlflow import log_model
-    from pipeline.tracking.model_io import save_model_dir
 
-    config = model_config_dict(model.module)
-    save_model_dir(folder, model.module, config, model.spec, model.classes, model.background)
+    save_dir(folder, model)
     with mlflow.start_run():
         return log_model(folder, name)[1]
 

@@ -53,7 +53,7 @@ def test_a_synthesized_dataset_is_reused(out: Path, task: str) -> None:
 def test_every_demo_config_names_its_task_and_the_annotations_synth_writes() -> None:
     from pipeline.config import load_config
 
-    for task, annotations in demo.ANNOTATIONS.items():
+    for task, file_name in demo.ANNOTATIONS.items():
         cfg = load_config(demo.REPO / "configs" / f"demo_{task}.yaml")
         assert cfg.data.task == task
-        assert Path(cfg.data.annotations).name == annotations
+        assert Path(cfg.data.annotations).name == file_name

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers_labeling import random_model, save_dir
 from tests.helpers_trained import DAMAGED, LABEL_MIN_SEGMENT_S, MODEL_URI, held_out_features
 
 PREDICT_PATH = (
@@ -126,3 +127,54 @@ def test_the_mlflow_pyfunc_labels_a_table_of_video_paths(labelled, tmp_path) -> 
     assert segments and rows[0]["label"] in {s["label"] for s in segments}
     doc_path = (labelled.output / labelled.held_out[0]).with_suffix(".labels.json")
     assert segments == json.loads(doc_path.read_text())["segments"]  # CLI and pyfunc agree
+
+
+def _pyfunc(folder: Path, task: str):
+    """The real pyfunc class, loaded as MLflow loads it (artifacts by file name), unserved."""
+    from mlflow.pyfunc import PythonModelContext
+
+    from pipeline.labeling.pyfunc import VidtagPyfunc
+    from pipeline.tracking.model_io import FILES, load_model_dir
+
+    model = random_model(task)
+    save_dir(folder, model)
+    pyfunc = VidtagPyfunc()
+    pyfunc.load_context(PythonModelContext({name: str(folder / name) for name in FILES}, None))
+    return pyfunc, load_model_dir(folder)
+
+
+FEATURES = [np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32) for _ in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("name", "model_input", "count"),
+    [
+        ("one (T, D) array", FEATURES[0], 1),
+        ("a (B, T, D) array", np.stack(FEATURES), 3),
+        ("a list of arrays", FEATURES, 3),
+        ("a list of lists", [f.tolist() for f in FEATURES], 3),
+        ("a features dict", {"features": FEATURES[:2]}, 2),
+    ],
+)
+def test_clip_predict_gives_a_row_of_probabilities_per_sequence(tmp_path, name, model_input, count):
+    pyfunc, model = _pyfunc(tmp_path, "clip")
+    out = pyfunc.predict(None, model_input)
+    assert isinstance(out, np.ndarray) and out.shape == (count, 3), name
+    np.testing.assert_allclose(out, np.stack(model.predict_proba(FEATURES[:count])), rtol=1e-6)
+
+
+def test_frame_predict_gives_a_probability_per_step(tmp_path) -> None:
+    pyfunc, model = _pyfunc(tmp_path, "frame")
+    ragged = [FEATURES[0], FEATURES[1][:4]]
+    out = pyfunc.predict(None, ragged)
+    assert [o.shape for o in out] == [(6, 3), (4, 3)]
+    for got, want in zip(out, model.predict_proba(ragged), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_table_of_videos_goes_to_the_video_path(tmp_path) -> None:
+    import pandas as pd
+
+    pyfunc, _ = _pyfunc(tmp_path / "model", "frame")
+    table = pyfunc.predict(None, pd.DataFrame({"video": [str(tmp_path / "missing.mp4")]}))
+    assert list(table["status"]) == ["failed"] and "missing.mp4" in table.loc[0, "error"]

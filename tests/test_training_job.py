@@ -101,3 +101,53 @@ def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> Non
     labels = _one_video_per_class(tmp_path / "videos", split_column=True)
     with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
         prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+
+
+def _two_videos_per_class(root: Path) -> Path:
+    """Two classes of two (fake) videos, one in train and one in val each."""
+    lines = ["video,label,split"]
+    for label in ("cook", "wash"):
+        (root / label).mkdir(parents=True)
+        for name, split in (("a.mp4", "train"), ("b.mp4", "val")):
+            (root / label / name).write_bytes(f"not a video: {label}/{name}".encode())
+            lines.append(f"{label}/{name},{label},{split}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_one_checkpoint_per_dataset_and_config(tmp_path) -> None:
+    from pipeline.training.job import checkpoint_path
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip")
+    other = tiny_config(tmp_path, tmp_path, None, "clip", **{"train.lr": 0.1})
+    path = checkpoint_path(cfg, "f" * 8)
+    assert path == checkpoint_path(cfg, "f" * 8) and path.name == "last.pt"
+    assert path.parent.parent == tmp_path / "checkpoints"
+    assert path.parent.name.startswith("f" * 8)
+    assert checkpoint_path(other, "f" * 8) != path != checkpoint_path(cfg, "e" * 8)
+
+
+def test_test_only_needs_this_configs_checkpoint(tmp_path) -> None:
+    from pipeline.errors import UserError
+    from pipeline.training.job import require_test_checkpoint
+
+    labels = _two_videos_per_class(tmp_path / "videos")
+    cfg = tiny_config(tmp_path, tmp_path / "videos", labels, "clip")
+    with pytest.raises(UserError, match="--test-only: no checkpoint at .*last.pt; train first"):
+        require_test_checkpoint(cfg)
+
+
+def test_videos_without_features_are_noted_and_training_needs_some(tmp_path) -> None:
+    from pipeline.features.extractor import spec_from_config
+    from pipeline.features.store import FeatureStore
+    from pipeline.training.job import MissingFeatures, feature_loader, prepare
+
+    labels = _two_videos_per_class(tmp_path / "videos")
+    cfg = tiny_config(tmp_path, tmp_path / "videos", labels, "clip")
+    missing: list[str] = []
+    load = feature_loader(FeatureStore(cfg.features.store), spec_from_config(cfg), missing)
+    features, indices, times = load(tmp_path / "videos" / "cook" / "a.mp4")
+    assert (features.shape[0], len(indices), len(times)) == (0, 0, 0)
+    assert missing == [str(tmp_path / "videos" / "cook" / "a.mp4")]
+    with pytest.raises(MissingFeatures, match=r"\(4 without features\); run `vidtag extract`"):
+        prepare(cfg)
