@@ -23,7 +23,7 @@ REVERSED = {label for pair in REVERSED_PAIRS for label in pair}
 def held_out_features(cfg, classes: set[str]):
     """(features, label) of the val+test videos of ``classes``, read from the store."""
     from pipeline.data.annotations import load_annotations
-    from pipeline.features.extractor import spec_from_config
+    from pipeline.features import spec_from_config
     from pipeline.features.store import FeatureStore
 
     store = FeatureStore(cfg.features.store)

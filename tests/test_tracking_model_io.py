@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from models.rnn import build_model, model_config_dict
 from pipeline.errors import UserError
-from pipeline.features.extractor import ExtractorSpec
+from pipeline.features import ExtractorSpec
 from pipeline.tracking.model_io import (
     CLASSES,
     EXTRACTOR,

@@ -138,7 +138,7 @@ def test_test_only_needs_this_configs_checkpoint(tmp_path) -> None:
 
 
 def test_videos_without_features_are_noted_and_training_needs_some(tmp_path) -> None:
-    from pipeline.features.extractor import spec_from_config
+    from pipeline.features import spec_from_config
     from pipeline.features.store import FeatureStore
     from pipeline.training.job import MissingFeatures, feature_loader, prepare
 
