@@ -118,5 +118,9 @@ def frame_dataset(tmp_path_factory) -> Path:
     return root
 
 
-# Real Prefect and MLflow servers (tests/servers.py), shared by every module that asks for them.
+# Shared fixtures from other modules: real Prefect and MLflow servers (tests/servers.py), models
+# trained once per session (tests/helpers_trained.py), a SQLite MLflow registry
+# (tests/helpers_labeling.py).
+from tests.helpers_labeling import registry  # noqa: E402, F401
+from tests.helpers_trained import clip_run, labelled, trained  # noqa: E402, F401
 from tests.servers import mlflow_server, on_prefect_server, prefect_server  # noqa: E402, F401

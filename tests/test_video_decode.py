@@ -25,6 +25,7 @@ from pipeline.video.decode import (
     TruncatedVideoWarning,
     UnreadableVideoError,
     VideoError,
+    VideoInfo,
     VideoNotFoundError,
     VideoWarning,
     _first_gap,
@@ -34,6 +35,7 @@ from pipeline.video.decode import (
     sample_plan,
 )
 from tests.conftest import SHARED_VIDEOS, shared_video_files
+from tests.helpers_labeling import INFO
 from tests.helpers_video import (
     FPS,
     FRAMES,
@@ -419,3 +421,16 @@ def test_cut_variable_rate_file_keeps_its_good_frames(vfr_videos, tmp_path, frac
     assert len(indices) >= fraction * 80 - 8 and indices.tolist() == list(range(len(indices)))
     for frame, index in zip(got, indices, strict=True):
         assert np.abs(frame.astype(int) - reference[index]).mean() < 3, index
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (INFO.to_dict(), INFO),
+        ({**INFO.to_dict(), "decoder_extra": 1}, INFO),  # a newer header's extra key
+        ({k: getattr(INFO, k) for k in ("fps", "frames", "duration_s", "width", "height")},
+         VideoInfo("", 20, 10.0, 2.0, 64, 48, 0, "unknown", "unknown")),  # an older header
+    ],
+)  # fmt: skip
+def test_video_info_comes_back_typed_from_a_store_header(header, expected) -> None:
+    assert VideoInfo.from_dict(json.loads(json.dumps(header))) == expected

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.training.figures import confusion_figure
 from pipeline.training.metrics import (
     clip_metrics,
     confusion_matrix,
@@ -347,11 +346,3 @@ def test_per_class_report_and_text():
     text = report_text(report)
     assert text.splitlines()[0].split() == ["class", "precision", "recall", "f1", "support"]
     assert "jump" in text
-
-
-def test_confusion_figure_renders(tmp_path):
-    cm = confusion_matrix([0, 1, 2, 2], [0, 2, 2, 2], 3)
-    figure = confusion_figure(cm, ["a", "b", "c"])
-    path = tmp_path / "cm.png"
-    figure.savefig(path)
-    assert path.stat().st_size > 1000

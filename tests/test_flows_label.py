@@ -1,118 +1,26 @@
-"""Labelling end to end: a model trained here labels synthetic, real and damaged videos."""
+"""flows/label.py end to end: a model trained here labels synthetic, real and damaged videos."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from pipeline.cli.app import app
-from tests.conftest import shared_video_files, tiny_config
-from tests.test_labeling import parse_vtt
+from tests.helpers_labeling import parse_vtt
+from tests.helpers_trained import (
+    DAMAGED,
+    MODEL_NAME,
+    MODEL_URI,
+    Labelled,
+    good_videos,
+    invoke,
+    summary_rows,
+)
 
-MODEL_NAME = "test-label-frame"
-MODEL_URI = f"models:/{MODEL_NAME}@candidate"
-# Smoothing the labelling applies: without it F1@50 was 0.865 on these 5 held-back videos, with
-# it 0.914 (one spurious short segment less is worth ~0.05 with ~18 true segments).
-LABEL_MIN_SEGMENT_S = 0.5
-DAMAGED = ("damaged/garbage.mp4", "damaged/empty.avi", "damaged/cut.mp4")
 pytestmark = pytest.mark.slow  # every test labels with a model trained here (whole flows)
-
-
-class Trained(NamedTuple):
-    cfg: object  # pipeline.config.Config
-    config_file: Path
-    dataset: Path
-
-
-class Labelled(NamedTuple):
-    trained: Trained
-    input: Path
-    output: Path
-    exit_code: int
-    output_text: str
-    held_out: list[str]  # synthetic/<name> of the held-back synthetic videos
-
-
-@pytest.fixture(scope="module")
-def trained(prefect_api, frame_dataset: Path, tmp_path_factory) -> Trained:
-    """A frame tagger trained on the train split (val for early stopping), registered."""
-    from flows.train import train
-
-    root = tmp_path_factory.mktemp("label_model")
-    cfg = tiny_config(
-        root, frame_dataset / "videos", frame_dataset / "segments.csv", "frame",
-        **{"decode.sample_fps": 10, "model.hidden": 64, "train.epochs": 40,
-           "tracking.registered_model": MODEL_NAME, "label.min_segment_s": LABEL_MIN_SEGMENT_S},
-    )  # fmt: skip
-    outcome = train(cfg)
-    assert outcome["registered_version"] == "1"
-    config_file = root / "label.yaml"
-    config_file.write_text(cfg.to_yaml())
-    return Trained(cfg, config_file, frame_dataset)
-
-
-def _held_out(dataset: Path) -> list[Path]:
-    with open(dataset / "segments.csv", newline="") as handle:
-        splits = {row["video"]: row["split"] for row in csv.DictReader(handle)}
-    return sorted(dataset / video for video, split in splits.items() if split != "train")
-
-
-def build_input(root: Path, dataset: Path) -> list[str]:
-    """synthetic/ (held-back videos, one stem twice), real/ (shared videos), damaged/."""
-    held_out = _held_out(dataset)
-    (root / "synthetic").mkdir(parents=True)
-    for video in held_out:
-        shutil.copy2(video, root / "synthetic" / video.name)
-    (root / "twins").mkdir()
-    shutil.copy2(held_out[0], root / "twins" / "clip.mp4")
-    shutil.copy2(held_out[0], root / "twins" / "clip.mov")
-    (root / "real").mkdir()
-    for video in shared_video_files():
-        shutil.copy2(video, root / "real" / video.name)
-    (root / "damaged").mkdir()
-    rng = np.random.default_rng(0)
-    (root / DAMAGED[0]).write_bytes(rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    (root / DAMAGED[1]).write_bytes(b"")
-    (root / DAMAGED[2]).write_bytes(held_out[0].read_bytes()[:4000])  # mp4v: index at the end
-    return [f"synthetic/{video.name}" for video in held_out]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, ["label", *args])
-
-
-@pytest.fixture(scope="module")
-def labelled(trained: Trained, tmp_path_factory) -> Labelled:
-    root = tmp_path_factory.mktemp("label_run")
-    held_out = build_input(root / "in", trained.dataset)
-    result = invoke(
-        str(root / "in"), "--model", MODEL_URI, "--out", str(root / "out"),
-        "-c", str(trained.config_file),
-    )  # fmt: skip
-    return Labelled(trained, root / "in", root / "out", result.exit_code, result.output, held_out)
-
-
-def summary_rows(output: Path) -> dict[str, dict[str, str]]:
-    with open(output / "summary.csv", newline="") as handle:
-        return {row["video"]: row for row in csv.DictReader(handle)}
-
-
-def good_videos(labelled: Labelled) -> list[str]:
-    return sorted(
-        p.relative_to(labelled.input).as_posix()
-        for p in labelled.input.rglob("*")
-        if p.is_file() and not p.relative_to(labelled.input).as_posix().startswith("damaged/")
-    )
 
 
 def per_video_files(output: Path) -> dict[str, int]:
@@ -122,9 +30,6 @@ def per_video_files(output: Path) -> dict[str, int]:
         for p in output.rglob("*")
         if p.is_file() and p.name not in ("summary.csv", "index.html")
     }
-
-
-# --- the first run -----------------------------------------------------------------------------
 
 
 def test_every_good_video_gets_all_three_valid_files(labelled: Labelled) -> None:
@@ -193,9 +98,6 @@ def test_synthetic_segments_match_the_ground_truth(labelled: Labelled) -> None:
         trues.append(truth)
     f1 = segment_f1(preds, trues, 0.5, background="background")
     assert f1 >= 0.85, f1
-
-
-# --- re-runs -----------------------------------------------------------------------------------
 
 
 def copy_output(labelled: Labelled, tmp_path: Path) -> Path:
@@ -307,9 +209,6 @@ def test_a_moved_alias_relabels_with_the_version_it_points_at_now(labelled, tmp_
         assert doc["model"]["version"] == "2" and doc["model"]["uri"] == MODEL_URI
 
 
-# --- other models and entry points -------------------------------------------------------------
-
-
 def test_a_clip_model_from_a_local_folder_labels_the_whole_video(labelled, tmp_path) -> None:
     import mlflow
 
@@ -342,82 +241,9 @@ def test_a_clip_model_from_a_local_folder_labels_the_whole_video(labelled, tmp_p
         assert doc["model"]["run_id"] is None and doc["model"]["uri"] == str(folder.resolve())
 
 
-def test_the_mlflow_pyfunc_labels_a_table_of_video_paths(labelled, tmp_path) -> None:
-    """In a fresh process, with pickle loading disabled: no vidtag CLI, no Prefect."""
-    videos = [str(labelled.input / labelled.held_out[0]), str(labelled.input / DAMAGED[0])]
-    script = (
-        "import json, sys, mlflow, pandas as pd\n"
-        "mlflow.set_tracking_uri(sys.argv[1])\n"
-        f"model = mlflow.pyfunc.load_model({MODEL_URI!r})\n"
-        "videos = sys.argv[3:]\n"
-        f"options = {{'min_segment_s': [{LABEL_MIN_SEGMENT_S}] * len(videos)}}\n"
-        "table = model.predict(pd.DataFrame({'video': videos, **options}))\n"
-        "table.to_json(sys.argv[2], orient='records')\n"
-    )
-    env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
-    out = tmp_path / "table.json"
-    subprocess.run(
-        [sys.executable, "-c", script, labelled.trained.cfg.tracking.uri, str(out), *videos],
-        check=True, env=env, cwd=tmp_path, timeout=180,
-    )  # fmt: skip
-    rows = json.loads(out.read_text())
-    assert [row["video"] for row in rows] == videos
-    assert [row["status"] for row in rows] == ["ok", "failed"] and rows[1]["error"]
-    segments = json.loads(rows[0]["segments"])
-    assert segments and rows[0]["label"] in {s["label"] for s in segments}
-    doc_path = (labelled.output / labelled.held_out[0]).with_suffix(".labels.json")
-    assert segments == json.loads(doc_path.read_text())["segments"]  # CLI and pyfunc agree
-
-
 def test_an_unknown_model_is_one_clear_error(labelled: Labelled, tmp_path) -> None:
     result = invoke(
         str(labelled.input / "synthetic"), "--model", "models:/no-such-model@candidate",
         "--out", str(tmp_path), "-c", str(labelled.trained.config_file),
     )  # fmt: skip
     assert result.exit_code == 2 and "no-such-model" in result.output, result.output
-
-
-# --- the review page ---------------------------------------------------------------------------
-
-
-def chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
-)  # fmt: skip
-
-
-def test_review_page_loads_in_headless_chromium(labelled: Labelled, tmp_path) -> None:
-    browser = chromium()
-    if browser is None:
-        pytest.skip("Chromium is not installed")
-    page = (labelled.output / "index.html").as_uri()
-    env = {**os.environ, "HOME": str(tmp_path)}
-    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(
-        [*common, "--dump-dom", page], capture_output=True, text=True, timeout=90, env=env
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('class="video-row"') == len(summary_rows(labelled.output))
-    screenshot = tmp_path / "index.png"
-    shot = subprocess.run(
-        [*common, f"--screenshot={screenshot}", "--window-size=1280,1600", page],
-        capture_output=True, text=True, timeout=90, env=env,
-    )  # fmt: skip
-    assert screenshot.is_file() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
-    print(f"review page screenshot: {screenshot}")
-    # The page has no script: any console message at all (an error, a failed load) is wrong.
-    console = [
-        line
-        for line in (dom.stderr + shot.stderr).splitlines()
-        if ":CONSOLE" in line or "Uncaught" in line
-    ]
-    assert not console, console

@@ -1,4 +1,5 @@
-"""Training through a real `mlflow server` (SQLite backend, proxied artifacts), read over REST."""
+"""pipeline/tracking/mlflow.py: runs and their end states, experiments, reachability, and
+training through a real `mlflow server` (SQLite backend, proxied artifacts) read over REST."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from pipeline.cli.app import app
 from tests.conftest import tiny_config
 
 EPOCHS = 3
-pytestmark = pytest.mark.slow  # a real mlflow server and a real Prefect server
 
 
 def _get(server_url: str, path: str, **query: str) -> dict:
@@ -21,6 +23,7 @@ def _get(server_url: str, path: str, **query: str) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_training_through_a_remote_tracking_server(
     on_prefect_server, mlflow_server, clip_dataset: Path, tmp_path: Path
 ) -> None:
@@ -65,3 +68,40 @@ def test_training_through_a_remote_tracking_server(
     mlflow.set_tracking_uri(mlflow_server.url)
     loaded = load_model("models:/remote-clip@candidate")
     assert len(loaded.classes) == 6
+
+
+@pytest.mark.slow
+def test_failed_run_ends_failed(prefect_api, clip_dataset, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.mlflow import tracked_run
+
+    cfg = tiny_config(tmp_path, clip_dataset, None, "clip")
+    with pytest.raises(RuntimeError), tracked_run(cfg, {"task": "clip"}) as run:
+        raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt), tracked_run(cfg, {"task": "clip"}) as killed:
+        raise KeyboardInterrupt
+    client = MlflowClient(cfg.tracking.uri)
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert client.get_run(killed.info.run_id).info.status == "KILLED"
+
+
+def test_unreachable_tracking_server_is_reported_before_work(tmp_path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["train", "--set", "tracking.uri=http://127.0.0.1:9", "--set", f"data.videos={tmp_path}"],
+    )
+    assert result.exit_code == 2 and "unreachable" in result.output
+
+
+@pytest.mark.slow
+def test_a_deleted_experiment_is_a_clear_error(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.mlflow import TrackingError, ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(TrackingError, match="'gone' is deleted .*restore it"):
+        ensure_experiment(uri, "gone")

@@ -1,4 +1,4 @@
-"""The extract_features flow end to end, through a temporary Prefect API."""
+"""flows/extract.py: the extract_features flow end to end, through a temporary Prefect API."""
 
 from __future__ import annotations
 
@@ -167,17 +167,6 @@ def test_killed_extraction_resumes_without_redoing_or_corrupting(
     assert not verify(store).corrupt and len(list(store.entries())) == total
 
 
-def test_extract_help_has_an_example() -> None:
-    result = CliRunner().invoke(app, ["extract", "--help"])
-    assert result.exit_code == 0 and "Example" in result.output
-
-
-@pytest.mark.parametrize("missing", ["data.videos=null"])
-def test_extract_without_videos_is_a_clear_error(missing: str) -> None:
-    result = CliRunner().invoke(app, ["extract", "--set", missing])
-    assert result.exit_code == 2 and "data.videos" in result.output
-
-
 def _extract_with(videos: Path, store: Path, setting: str):
     return CliRunner().invoke(
         app,
@@ -216,79 +205,6 @@ def test_weights_that_cannot_be_fetched_are_one_error_before_any_video(
     assert not list((tmp_path / "store").rglob("*.safetensors"))
 
 
-# --- manifests ------------------------------------------------------------------------------
-
-
-def _manifest(folder: Path, name: str, data: bytes) -> Path:
-    manifest = folder / name
-    manifest.write_bytes(data)
-    return manifest
-
-
-def test_text_manifest_keeps_whole_lines_with_spaces(tmp_path: Path) -> None:
-    from pipeline.data.discovery import discover_videos
-
-    text = "# for review\n\nmy clip.mp4\n  sub dir/second take.mp4  \n#skipped.mp4\nplain.mp4\n"
-    manifest = _manifest(tmp_path, "list.txt", text.encode())
-    videos = discover_videos(manifest, [".mp4"])
-    names = ["my clip.mp4", "plain.mp4", "sub dir/second take.mp4"]
-    assert videos == sorted((tmp_path / name).resolve() for name in names)
-
-
-def test_csv_manifest_with_a_bom_is_read_as_csv(tmp_path: Path) -> None:
-    from pipeline.data.discovery import discover_videos
-
-    data = "\ufeffvideo,label\r\nmy clip.mp4,walk\r\nb.mp4,run\r\n".encode()
-    videos = discover_videos(_manifest(tmp_path, "excel.csv", data), [".mp4"])
-    assert videos == [(tmp_path / "b.mp4").resolve(), (tmp_path / "my clip.mp4").resolve()]
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "message"),
-    [
-        ("latin1.txt", "caf\xe9.mp4\n".encode("latin-1"), "not UTF-8"),
-        ("empty_cell.csv", b"video,label\na.mp4,walk\n,run\n", r"empty_cell.csv:3: empty 'video'"),
-        ("short_row.csv", b"label,video\nwalk,a.mp4\nrun\n", r"short_row.csv:3: empty 'video'"),
-    ],
-)
-def test_bad_manifests_are_one_line_user_errors(tmp_path: Path, name, data, message) -> None:
-    from pipeline.data.discovery import DiscoveryError, discover_videos
-
-    manifest = _manifest(tmp_path, name, data)
-    with pytest.raises(DiscoveryError, match=message) as caught:
-        discover_videos(manifest, [".mp4"])
-    assert str(manifest) in str(caught.value) and "\n" not in str(caught.value)
-
-
-# --- missing or folder entries fail once, with a one-line reason ----------------------------
-
-
-class _FailedState:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    def result(self):
-        raise self.error
-
-
-@pytest.mark.parametrize(
-    ("error", "retried"),
-    [
-        (FileNotFoundError(2, "No such file or directory"), False),
-        (IsADirectoryError(21, "Is a directory"), False),
-        (NotADirectoryError(20, "Not a directory"), False),
-        (PermissionError(13, "Permission denied"), False),
-        (ValueError("bad"), False),
-        (OSError(5, "Input/output error"), True),
-        (TimeoutError("network storage"), True),
-    ],
-)
-def test_only_transient_io_errors_are_retried(error: BaseException, retried: bool) -> None:
-    from flows.common import transient
-
-    assert transient(None, None, _FailedState(error)) is retried
-
-
 @pytest.mark.slow
 def test_missing_and_folder_entries_fail_once_with_a_reason(
     prefect_api, clip_dataset, tmp_path, monkeypatch
@@ -296,7 +212,8 @@ def test_missing_and_folder_entries_fail_once_with_a_reason(
     folder = tmp_path / "listed"
     (folder / "a folder.mp4").mkdir(parents=True)
     shutil.copy(_videos(clip_dataset)[0], folder / "good clip.mp4")
-    manifest = _manifest(folder, "list.txt", b"good clip.mp4\nmissing clip.mp4\na folder.mp4\n")
+    manifest = folder / "list.txt"
+    manifest.write_bytes(b"good clip.mp4\nmissing clip.mp4\na folder.mp4\n")
     calls: list[str] = []
     real_video_key = FeatureStore.video_key
 

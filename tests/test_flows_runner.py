@@ -34,7 +34,7 @@ def _random_model(cfg, folder: Path) -> Path:
     import torch
 
     from models.rnn import build_model, model_config_dict
-    from pipeline.features.spec import spec_from_config
+    from pipeline.features import spec_from_config
     from pipeline.tracking.model_io import save_model_dir
 
     torch.manual_seed(0)

@@ -1,3 +1,5 @@
+"""pipeline/cli/app.py: the Typer app: help, examples, signals, what `train` prints."""
+
 from __future__ import annotations
 
 import subprocess
@@ -67,3 +69,15 @@ def test_sigterm_unwinds_like_ctrl_c_so_cleanup_runs() -> None:
         assert stopped.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_extract_help_has_an_example() -> None:
+    result = CliRunner().invoke(app, ["extract", "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+@pytest.mark.slow
+def test_train_cli_prints_run_version_metrics_and_ui_command(clip_run) -> None:
+    _, output = clip_run
+    for fragment in ("MLflow run:", "models:/test-clip/1", "test_accuracy", "mlflow ui"):
+        assert fragment in output

@@ -1,0 +1,63 @@
+"""pipeline/cli/runs.py: a flow run under vidtag's settings with progress from its events."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli.app import app
+from tests.conftest import tiny_config
+
+
+@pytest.mark.parametrize("missing", ["data.videos=null"])
+def test_extract_without_videos_is_a_clear_error(missing: str) -> None:
+    result = CliRunner().invoke(app, ["extract", "--set", missing])
+    assert result.exit_code == 2 and "data.videos" in result.output
+
+
+def test_run_flow_draws_the_events_of_what_it_starts(tmp_path) -> None:
+    """The events ``start`` reports reach the bars; the silent reporter is back after it."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline.cli.console import ProgressReporter
+    from pipeline.cli.runs import run_flow
+    from pipeline.jobs import VideoRecord
+    from pipeline.progress import SilentReporter, reporter
+
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    made: list[ProgressReporter] = []
+
+    def bars(progress):
+        made.append(ProgressReporter(progress, announce=lambda n: f"doing {n} videos"))
+        return made[-1]
+
+    def start() -> str:
+        reporter().videos(2)
+        reporter().frames(7)
+        reporter().video_done(VideoRecord("a.mp4", "ok"))
+        return "finished"
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip")
+    assert run_flow(cfg, console, start, bars) == "finished"
+    (bars_drawn,) = made
+    shown = {t.description: (t.total, t.completed) for t in bars_drawn.progress.tasks}
+    assert shown == {"videos": (2, 1), "frames": (None, 7)}
+    assert "doing 2 videos" in console.file.getvalue()
+    assert isinstance(reporter(), SilentReporter)
+
+
+def test_run_flow_checks_the_runner_before_starting(tmp_path) -> None:
+    """A Dask runner without a Prefect server: refused before ``start`` is called."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from rich.console import Console
+
+    from flows.runner import RunnerError
+    from pipeline.cli.runs import run_flow
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip", **{"runner.kind": "dask"})
+    started = []
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(RunnerError):
+        run_flow(cfg, Console(file=None), lambda: started.append(1), lambda p: None)
+    assert started == []

@@ -1,0 +1,153 @@
+"""pipeline/training/job.py: the training job's steps (prepare, build, fit or restore,
+evaluate and log, register) and what one run leaves in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pipeline.cli.app import app
+from tests.conftest import tiny_config
+
+
+@pytest.mark.slow
+def test_run_holds_params_tags_metrics_and_artifacts(clip_run) -> None:
+    from mlflow import MlflowClient
+
+    cfg, output = clip_run
+    client = MlflowClient(cfg.tracking.uri)
+    run_id = output.split("MLflow run:")[1].split()[0]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.cell"] == "gru" and run.data.params["train.lr"] == "0.003"
+    for tag in ("task", "extractor_key", "dataset_fingerprint", "git_commit"):
+        assert tag in run.data.tags
+    history = client.get_metric_history(run_id, "val_accuracy")
+    assert len(history) >= 2 and all(0 <= m.value <= 1 for m in history)
+    names = {a.path for a in client.list_artifacts(run_id)}
+    for artifact in ("config.yaml", "classes.json", "test_confusion_matrix.png"):
+        assert artifact in names, names
+    assert "test_per_class_report.txt" in names
+
+
+@pytest.mark.slow
+def test_the_runs_checkpoint_describes_its_model_and_config(clip_run) -> None:
+    from models.rnn import build_model
+    from pipeline.training.job import require_test_checkpoint
+    from pipeline.training.loop import checkpoint_info
+
+    cfg, _ = clip_run
+    checkpoint = require_test_checkpoint(cfg)  # this config's checkpoint
+    info = checkpoint_info(checkpoint)
+    assert info.config == cfg.flat()
+    assert info.model_config["task"] == "clip" and info.model_config["cfg"]["hidden"] == 48
+    build_model(**info.model_config).load_state_dict(
+        torch.load(checkpoint, weights_only=True)["best_model"]
+    )
+
+
+@pytest.mark.slow
+def test_test_only_logs_metrics_but_registers_nothing(clip_run, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    cfg, _ = clip_run
+    client = MlflowClient(cfg.tracking.uri)
+    name = cfg.tracking.registered_model
+    versions = sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+    candidate = client.get_model_version_by_alias(name, "candidate").version
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["train", "-c", str(path), "--test-only"])
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.output and "registered model" not in result.output
+    assert sorted(v.version for v in client.search_model_versions(f"name='{name}'")) == versions
+    assert client.get_model_version_by_alias(name, "candidate").version == candidate
+    run = client.get_run(result.output.split("MLflow run:")[1].split()[0])
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    linked = f"source_run_id = '{run.info.run_id}'"
+    assert not client.search_logged_models([run.info.experiment_id], filter_string=linked)
+
+
+def _one_video_per_class(root: Path, split_column: bool) -> Path:
+    """Three classes of one (empty) video each: the splits fail before any video is read."""
+    lines = ["video,label,split" if split_column else "video,label"]
+    for label in ("cook", "wash", "stir"):
+        (root / label).mkdir(parents=True)
+        (root / label / "a.mp4").write_bytes(b"")
+        lines.append(f"{label}/a.mp4,{label}" + (",train" if split_column else ""))
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_an_empty_validation_split_says_how_splits_were_assigned(tmp_path) -> None:
+    from pipeline.training.job import EmptySplit, prepare
+
+    labels = _one_video_per_class(tmp_path / "videos", split_column=False)
+    with pytest.raises(EmptySplit) as error:
+        prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+    message = str(error.value)
+    assert message.startswith("the validation split is empty"), message
+    assert "vidtag extract" not in message and "without features" not in message
+    for fragment in ("data.val_fraction=0.15", "3 of them with a single video", "`split`"):
+        assert fragment in message, message
+
+
+def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> None:
+    from pipeline.training.job import EmptySplit, prepare
+
+    labels = _one_video_per_class(tmp_path / "videos", split_column=True)
+    with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
+        prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+
+
+def _two_videos_per_class(root: Path) -> Path:
+    """Two classes of two (fake) videos, one in train and one in val each."""
+    lines = ["video,label,split"]
+    for label in ("cook", "wash"):
+        (root / label).mkdir(parents=True)
+        for name, split in (("a.mp4", "train"), ("b.mp4", "val")):
+            (root / label / name).write_bytes(f"not a video: {label}/{name}".encode())
+            lines.append(f"{label}/{name},{label},{split}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_one_checkpoint_per_dataset_and_config(tmp_path) -> None:
+    from pipeline.training.job import checkpoint_path
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip")
+    other = tiny_config(tmp_path, tmp_path, None, "clip", **{"train.lr": 0.1})
+    path = checkpoint_path(cfg, "f" * 8)
+    assert path == checkpoint_path(cfg, "f" * 8) and path.name == "last.pt"
+    assert path.parent.parent == tmp_path / "checkpoints"
+    assert path.parent.name.startswith("f" * 8)
+    assert checkpoint_path(other, "f" * 8) != path != checkpoint_path(cfg, "e" * 8)
+
+
+def test_test_only_needs_this_configs_checkpoint(tmp_path) -> None:
+    from pipeline.errors import UserError
+    from pipeline.training.job import require_test_checkpoint
+
+    labels = _two_videos_per_class(tmp_path / "videos")
+    cfg = tiny_config(tmp_path, tmp_path / "videos", labels, "clip")
+    with pytest.raises(UserError, match="--test-only: no checkpoint at .*last.pt; train first"):
+        require_test_checkpoint(cfg)
+
+
+def test_videos_without_features_are_noted_and_training_needs_some(tmp_path) -> None:
+    from pipeline.features import spec_from_config
+    from pipeline.features.store import FeatureStore
+    from pipeline.training.job import MissingFeatures, feature_loader, prepare
+
+    labels = _two_videos_per_class(tmp_path / "videos")
+    cfg = tiny_config(tmp_path, tmp_path / "videos", labels, "clip")
+    missing: list[str] = []
+    load = feature_loader(FeatureStore(cfg.features.store), spec_from_config(cfg), missing)
+    features, indices, times = load(tmp_path / "videos" / "cook" / "a.mp4")
+    assert (features.shape[0], len(indices), len(times)) == (0, 0, 0)
+    assert missing == [str(tmp_path / "videos" / "cook" / "a.mp4")]
+    with pytest.raises(MissingFeatures, match=r"\(4 without features\); run `vidtag extract`"):
+        prepare(cfg)
