@@ -31,6 +31,7 @@ def test_only_transient_io_errors_are_retried(error: BaseException, retried: boo
     assert transient(None, None, _FailedState(error)) is retried
 
 
+@pytest.mark.slow
 def test_a_failed_task_is_collected_as_the_failed_record_with_its_reason(prefect_api) -> None:
     """Through a real flow: a permanent error is not retried and becomes a failed record."""
     from prefect import flow

@@ -78,6 +78,7 @@ class _Recorder:
         self.events.append(("epoch", epoch))
 
 
+@pytest.mark.slow
 def test_the_flow_reports_its_video_count_first_and_the_cli_shows_it(
     prefect_api, clip_dataset, tmp_path
 ):

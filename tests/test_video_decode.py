@@ -276,7 +276,11 @@ SHARED = shared_video_files()
 ROTATED = [p for p in SHARED if p.name.startswith("decord_video_")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# decord over every real file is the slow half of this sweep (``auto`` decodes with OpenCV).
+SWEEP_BACKENDS = [pytest.param(b, marks=pytest.mark.slow) if b == "decord" else b for b in BACKENDS]
+
+
+@pytest.mark.parametrize("backend", SWEEP_BACKENDS)
 @pytest.mark.parametrize("path", SHARED, ids=[p.name for p in SHARED])
 def test_real_file_sampling_is_exact_and_matches_opencv(shared_videos, path, backend):
     try:
