@@ -105,6 +105,9 @@ class TrackingConfig(Section):
     uri: str | None = Field(None, description="MLflow URI; null = $MLFLOW_TRACKING_URI or sqlite")
     experiment: str = "vidtag"
     registered_model: str = "vidtag"
+    # A new version becomes @candidate only when its selection score on the test split beats
+    # the current candidate's by more than this (0: any improvement).
+    promote_margin: float = Field(0.0, ge=0, le=1)
 
 
 class RunnerConfig(Section):

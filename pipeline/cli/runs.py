@@ -74,14 +74,19 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
 
 
 def run_train(
-    cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
+    cfg: Config,
+    console: Console,
+    resume: bool,
+    test_only: bool,
+    verbose: bool = False,
+    promote: bool = False,
 ) -> dict[str, Any]:
     """``vidtag train``: extraction (videos and frames bars), then the epochs bar."""
 
     def start() -> dict[str, Any]:
         from flows.train import train
 
-        return train(cfg, resume=resume, test_only=test_only)
+        return train(cfg, resume=resume, test_only=test_only, promote=promote)
 
     def bars(progress: Progress) -> ProgressReporter:
         return ProgressReporter(progress, "extracting videos", epochs=cfg.train.epochs)

@@ -39,6 +39,24 @@ def resolve_uri(cfg: Config) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for any other kind of store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+def require_store(uri: str) -> None:
+    """Commands that only read must not create an empty SQLite store: say there is none."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(
+            f"no MLflow tracking store at {path.resolve()} (tracking URI {uri}): train first, or "
+            f"point tracking.uri (-c CONFIG, --set tracking.uri=..., $MLFLOW_TRACKING_URI) at "
+            f"the store that holds the runs"
+        )
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail before any long work when a remote tracking server does not answer."""
     if not uri.startswith(("http://", "https://")):
@@ -149,6 +167,13 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(metrics, step=step)
 
 
+def set_tags(tags: dict[str, str]) -> None:
+    """Tags on the active run."""
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
 def log_figure(figure: Any, artifact_file: str) -> None:
     """A matplotlib figure as an image artifact (``.png``)."""
     import mlflow
@@ -176,8 +201,11 @@ def log_config(cfg: Config, classes: list[str]) -> None:
     mlflow.log_dict({"classes": classes}, "classes.json")
 
 
-def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str | None]:
-    """Log the model folder as a pyfunc model from code; register it with alias candidate.
+def log_model(
+    model_dir: Path, registered_model: str | None, alias: str = CANDIDATE_ALIAS
+) -> tuple[str, str | None]:
+    """Log the model folder as a pyfunc model from code; register it with ``alias`` (training
+    registers @challenger and lets the promotion gate move @candidate).
 
     Returns (model URI, registered version or None).
     """
@@ -200,7 +228,7 @@ def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str |
     version = None
     if registered_model:
         version = str(info.registered_model_version)
-        MlflowClient().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, version)
+        MlflowClient().set_registered_model_alias(registered_model, alias, version)
     return info.model_uri, version
 
 
