@@ -212,7 +212,7 @@ def log_model(
     import mlflow
     from mlflow import MlflowClient
 
-    from pipeline.tracking.model_io import FILES
+    from pipeline.tracking.model_io import model_files
 
     # MLflow prints registration chatter and a type-hint advice warning that does not apply to
     # a pyfunc taking arrays or tables; errors still raise.
@@ -220,7 +220,7 @@ def log_model(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(REPO_ROOT / "pipeline" / "labeling" / "pyfunc.py"),
-            artifacts={name: str(model_dir / name) for name in FILES},
+            artifacts={name: str(path) for name, path in model_files(model_dir).items()},
             code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
             registered_model_name=registered_model,
             pip_requirements=_requirements(),
@@ -277,7 +277,7 @@ def _requirements() -> list[str]:
 
 def load_model(uri: str):
     """A :class:`TrainedModel` from ``models:/name@alias``, ``runs:/id/model`` or a folder."""
-    from pipeline.tracking.model_io import FILES, load_model_dir, load_model_files
+    from pipeline.tracking.model_io import FILES, load_model_dir, load_model_files, model_files
 
     if Path(uri).expanduser().is_dir() and (Path(uri).expanduser() / FILES[0]).exists():
         return load_model_dir(Path(uri).expanduser())
@@ -290,4 +290,4 @@ def load_model(uri: str):
         raise TrackingError(f"cannot load model {uri}: {exc}{hint}") from None
     artifacts = local / "artifacts"
     folder = artifacts if artifacts.is_dir() else local
-    return load_model_files({name: folder / name for name in FILES})
+    return load_model_files(model_files(folder))

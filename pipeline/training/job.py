@@ -293,6 +293,7 @@ def register(setup: TrainingSetup) -> tuple[str, str | None]:
         model_dir = save_model_dir(
             Path(tmp) / "model", setup.model.cpu(), model_config_dict(setup.model), setup.spec,
             setup.classes, setup.annotations.background,
+            options={"min_segment_s": setup.cfg.label.min_segment_s},
         )  # fmt: skip
         return tracking.log_model(
             model_dir, setup.cfg.tracking.registered_model, alias=tracking.CHALLENGER_ALIAS
