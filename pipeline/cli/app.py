@@ -388,9 +388,10 @@ def ui(
     import subprocess
     import sys
 
-    from pipeline.tracking.mlflow import resolve_uri, ui_command
+    from pipeline.tracking.mlflow import require_store, resolve_uri, ui_command
 
     uri = resolve_uri(load(config, set_))
+    require_store(uri)  # the UI only reads: never create an empty store
     command = shlex.split(ui_command(uri, port))
     command[0] = str(Path(sys.executable).with_name("mlflow"))
     console.print(f"MLflow UI for {uri} at [bold]http://127.0.0.1:{port}[/] (Ctrl-C stops it)")

@@ -124,6 +124,10 @@ def run_label(
         return ProgressReporter(progress, "labelling videos", announce=announce)
 
     local_model = Path(model_uri).expanduser().is_dir()
+    if not local_model:
+        from pipeline.tracking.mlflow import require_store, resolve_uri
+
+        require_store(resolve_uri(cfg))  # before any progress bar: labelling only reads
     summary = run_flow(cfg, console, start, bars, verbose=verbose, tracking=not local_model)
     console.print(summary_table(summary, "label_folder"))
     print_failures(console, summary["failures"])

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
+from pipeline.config import Config, absolute_sqlite_uri
 from pipeline.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +31,15 @@ class RunKilled(KeyboardInterrupt):
 
 
 def resolve_uri(cfg: Config) -> str:
-    """Config, then $MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db`` in the working folder."""
+    """Config, then $MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db`` in the working folder.
+
+    A relative ``sqlite:///`` path in a config file was made absolute against the file's folder
+    when it was loaded; one from the environment resolves against the working folder.
+    """
     if cfg.tracking.uri:
         return cfg.tracking.uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+        return absolute_sqlite_uri(os.environ["MLFLOW_TRACKING_URI"], Path.cwd())
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
@@ -43,7 +47,8 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (None for any other kind of store)."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri.removeprefix("sqlite:///"))
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def require_store(uri: str) -> None:
@@ -287,7 +292,8 @@ def load_model(uri: str):
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/")))
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
         hint = "" if ":/" in uri else f" ({MODEL_URI_FORMS})"
-        raise TrackingError(f"cannot load model {uri}: {exc}{hint}") from None
+        store = f" (tracking store: {mlflow.get_tracking_uri()})" if ":/" in uri else ""
+        raise TrackingError(f"cannot load model {uri}{store}: {exc}{hint}") from None
     artifacts = local / "artifacts"
     folder = artifacts if artifacts.is_dir() else local
     return load_model_files(model_files(folder))

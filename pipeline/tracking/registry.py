@@ -84,7 +84,9 @@ def _moving_version(uri: str, name: str, alias: str | None, ref: str) -> tuple[s
         else:
             found = _newest(client.search_model_versions(f"name = '{name}'"), ref)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
-        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+        raise TrackingError(
+            f"cannot load model {uri} (tracking store: {_store()}): {exc}"
+        ) from None
     return found.run_id, str(found.version)
 
 
