@@ -379,15 +379,16 @@ def ui(
     set_: SetOpt = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
-    """Start the MLflow UI for the configured store on 127.0.0.1 (one worker: light).
+    """Start the MLflow UI for the configured store on 127.0.0.1 (one worker: light). Ctrl-C or
+    SIGTERM stops the whole server.
 
     Example: [bold]vidtag ui -c configs/clip_activity.yaml --port 5000[/]
     """
     import os
     import shlex
-    import subprocess
     import sys
 
+    from pipeline.cli.runs import run_server
     from pipeline.tracking.mlflow import require_store, resolve_uri, ui_command
 
     uri = resolve_uri(load(config, set_))
@@ -396,10 +397,9 @@ def ui(
     command[0] = str(Path(sys.executable).with_name("mlflow"))
     console.print(f"MLflow UI for {uri} at [bold]http://127.0.0.1:{port}[/] (Ctrl-C stops it)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    # Its own process group, stopped whole on Ctrl-C, SIGTERM, SIGHUP or exit: no web worker
+    # keeps answering on the port after vidtag is gone.
+    raise typer.Exit(run_server(command, env))
 
 
 # --- models ----------------------------------------------------------------------------------
