@@ -89,7 +89,15 @@ def artifact_root(uri: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, assistant) unless this tag says
+# otherwise; "custom_model_development" is its model-training view ("Training runs"). The key
+# and value are the ones the MLflow 3.17 web app reads and writes (ExperimentKind in its JS).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def ensure_experiment(uri: str, name: str) -> None:
+    """Create experiment ``name`` (tagged for MLflow's training view) if needed, and use it."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -97,7 +105,11 @@ def ensure_experiment(uri: str, name: str) -> None:
     existing = client.get_experiment_by_name(name)
     if existing is None:
         try:
-            client.create_experiment(name, artifact_location=artifact_root(uri))
+            client.create_experiment(
+                name,
+                artifact_location=artifact_root(uri),
+                tags={EXPERIMENT_KIND_TAG: TRAINING_KIND},
+            )
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a concurrent run
     elif existing.lifecycle_stage == "deleted":
@@ -106,6 +118,8 @@ def ensure_experiment(uri: str, name: str) -> None:
             f"(`mlflow experiments restore --experiment-id {existing.experiment_id}`), delete it "
             "for good (`mlflow gc`), or pick another name with --set tracking.experiment=NAME"
         )
+    elif EXPERIMENT_KIND_TAG not in existing.tags:  # made before vidtag tagged; a choice stays
+        client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     mlflow.set_experiment(name)
 
 
