@@ -101,11 +101,13 @@ def extract_from_file(config_file: str, overrides: list[str] | None = None) -> d
 
 
 @flow(name="train_from_file")
-def train_from_file(config_file: str, overrides: list[str] | None = None) -> dict[str, Any]:
+def train_from_file(
+    config_file: str, overrides: list[str] | None = None, promote: bool = False
+) -> dict[str, Any]:
     """``train`` (extraction subflow, training, MLflow run) from ``config_file``."""
     from flows.train import train
 
-    return train(load_config(config_file, overrides or []))
+    return train(load_config(config_file, overrides or []), promote=promote)
 
 
 @flow(name="label_folder_from_file")

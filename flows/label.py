@@ -68,7 +68,7 @@ def label_folder(
     whose outputs are current. Returns the job summary plus the paths of summary.csv and
     index.html.
     """
-    from pipeline.tracking.mlflow import resolve_uri
+    from pipeline.tracking.mlflow import require_store, resolve_uri
 
     cfg = (config or Config()).model_copy(deep=True)
     if overwrite is not None:
@@ -76,6 +76,8 @@ def label_folder(
     videos = plan_folder(Path(input), cfg.data.extensions)
     reporter().videos(len(videos))
     tracking = resolve_uri(cfg)
+    if not Path(model).expanduser().is_dir():
+        require_store(tracking)  # labelling only reads: never create an empty store
     pinned = resolve_model(model, tracking).source  # one version for the whole run
     loaded = replace(get_model(pinned, tracking), uri=model)
     check_spec(loaded.model.spec)

@@ -23,6 +23,7 @@ from pipeline.config import (
     Config,
     ConfigError,
     DuplicateKeyError,
+    absolute_sqlite_uri,
     load_config,
     strict_safe_load,
 )
@@ -159,6 +160,8 @@ def _resolve_override(override: str, base: Path) -> str:
     """``key=value`` with a relative path of a path key (``data.videos``...) made absolute."""
     key, sep, raw = override.partition("=")
     value = raw.strip()
+    if sep and key.strip() == "tracking.uri":
+        return f"{key}={absolute_sqlite_uri(value, base)}"  # sqlite:///rel.db: this file's folder
     if not sep or tuple(key.strip().split(".")) not in _PATH_KEYS:
         return override
     if value.lower() in ("", "null", "~"):

@@ -102,9 +102,14 @@ class TrainConfig(Section):
 
 
 class TrackingConfig(Section):
+    # A relative sqlite:/// path resolves against the config file's folder (against the working
+    # folder when it comes from --set or $MLFLOW_TRACKING_URI), like every other path.
     uri: str | None = Field(None, description="MLflow URI; null = $MLFLOW_TRACKING_URI or sqlite")
     experiment: str = "vidtag"
     registered_model: str = "vidtag"
+    # A new version becomes @candidate only when its selection score on the test split beats
+    # the current candidate's by more than this (0: any improvement).
+    promote_margin: float = Field(0.0, ge=0, le=1)
 
 
 class RunnerConfig(Section):
@@ -241,6 +246,23 @@ _PATH_KEYS = (
 )
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+def absolute_sqlite_uri(uri: str, base: Path) -> str:
+    """``sqlite:///relative/file.db`` made absolute against ``base`` (``sqlite:////abs/file.db``);
+    any other URI (an absolute or in-memory SQLite store, a server) is returned as it is."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return uri
+    path_part, sep, query = uri.removeprefix(SQLITE_PREFIX).partition("?")
+    if not path_part or path_part == ":memory:":
+        return uri
+    path = Path(path_part).expanduser()
+    if path.is_absolute():
+        return f"{SQLITE_PREFIX}{path}{sep}{query}" if path_part.startswith("~") else uri
+    return f"{SQLITE_PREFIX}{(base / path).resolve()}{sep}{query}"
+
+
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
     for section, key in _PATH_KEYS:
         node = tree.get(section)
@@ -248,6 +270,9 @@ def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
             value = Path(node[key]).expanduser()
             if not value.is_absolute():
                 node[key] = str((base / value).resolve())
+    tracking = tree.get("tracking")
+    if isinstance(tracking, dict) and isinstance(tracking.get("uri"), str):
+        tracking["uri"] = absolute_sqlite_uri(tracking["uri"], base)
 
 
 def _apply_override(tree: dict[str, Any], override: str) -> None:
@@ -266,6 +291,8 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
     value = _coerce(raw.strip(), annotation)
     if tuple(parts) in _PATH_KEYS and isinstance(value, str):
         value = str(Path(value).expanduser())  # the shell leaves `key=~/x` unexpanded
+    if tuple(parts) == ("tracking", "uri") and isinstance(value, str):
+        value = absolute_sqlite_uri(value, Path.cwd())  # typed here: the working folder
     node[parts[-1]] = value
 
 

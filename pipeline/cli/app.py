@@ -25,6 +25,11 @@ config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_
 app.add_typer(config_app, name="config")
 store_app = typer.Typer(help="Inspect, verify and clean the feature store.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
+models_app = typer.Typer(
+    help="Registered model versions and the @candidate alias labelling uses.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -320,9 +325,19 @@ def train(
     test_only: Annotated[
         bool, typer.Option("--test-only", help="Only evaluate the checkpoint on the test split.")
     ] = False,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            help="Make the new version @candidate even if it does not beat the current one "
+            "(needed when the extractor changed)."
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Extract features (stored ones are reused), train the RNN, log and register the model.
+
+    The new version gets the alias @challenger; it becomes @candidate (what labelling uses) only
+    when it beats the current candidate on the test split by more than tracking.promote_margin.
 
     Example: [bold]vidtag train -c configs/clip_activity.yaml --set model.cell=lstm[/]
     """
@@ -330,7 +345,9 @@ def train(
     from pipeline.tracking.mlflow import ui_command
 
     cfg = load(config, set_)
-    outcome = run_train(cfg, console, resume=resume, test_only=test_only, verbose=verbose)
+    outcome = run_train(
+        cfg, console, resume=resume, test_only=test_only, verbose=verbose, promote=promote
+    )
     extraction = outcome["extraction"]
     console.print(
         f"features: {extraction['ok']} extracted, {extraction['skipped']} reused, "
@@ -341,10 +358,15 @@ def train(
     print_failures(console, extraction["failures"])
     console.print(f"MLflow run: {outcome['run_id']} (best epoch {outcome['best_epoch']})")
     if outcome["registered_version"]:
+        promoted = outcome["promotion"] == "promoted"
+        aliases = "@challenger, @candidate" if promoted else "@challenger"
         console.print(
             f"registered model: models:/{cfg.tracking.registered_model}/"
-            f"{outcome['registered_version']} (alias @candidate)"
+            f"{outcome['registered_version']} ({aliases})",
+            highlight=False,
         )
+        verdict = "promoted to @candidate" if promoted else "not promoted: @candidate kept"
+        console.print(f"{verdict}: {outcome['promotion_reason']}", highlight=False)
     for name, value in outcome["test_metrics"].items():
         console.print(f"  {name:<28} {value:.4f}")
     console.print(f"review the runs: [bold]{ui_command(outcome['tracking_uri'])}[/] or vidtag ui")
@@ -357,26 +379,119 @@ def ui(
     set_: SetOpt = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
-    """Start the MLflow UI for the configured store on 127.0.0.1 (one worker: light).
+    """Start the MLflow UI for the configured store on 127.0.0.1 (one worker: light). Ctrl-C or
+    SIGTERM stops the whole server.
 
     Example: [bold]vidtag ui -c configs/clip_activity.yaml --port 5000[/]
     """
     import os
     import shlex
-    import subprocess
     import sys
 
-    from pipeline.tracking.mlflow import resolve_uri, ui_command
+    from pipeline.cli.runs import run_server
+    from pipeline.tracking.mlflow import require_store, resolve_uri, ui_command
 
     uri = resolve_uri(load(config, set_))
+    require_store(uri)  # the UI only reads: never create an empty store
     command = shlex.split(ui_command(uri, port))
     command[0] = str(Path(sys.executable).with_name("mlflow"))
     console.print(f"MLflow UI for {uri} at [bold]http://127.0.0.1:{port}[/] (Ctrl-C stops it)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    # Its own process group, stopped whole on Ctrl-C, SIGTERM, SIGHUP or exit: no web worker
+    # keeps answering on the port after vidtag is gone.
+    raise typer.Exit(run_server(command, env))
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def _registry(config: Path | None, set_: list[str] | None) -> tuple[Any, str]:
+    """(config, tracking URI) with MLflow pointed at an existing store (read-only commands never
+    create one)."""
+    from pipeline.tracking.mlflow import require_store, resolve_uri
+    from pipeline.tracking.registry import use_tracking
+
+    cfg = load(config, set_)
+    uri = resolve_uri(cfg)
+    require_store(uri)
+    use_tracking(uri)
+    return cfg, uri
+
+
+NameArg = Annotated[
+    str | None,
+    typer.Argument(help="Registered model name (default: tracking.registered_model of -c)."),
+]
+
+
+@models_app.command("ls")
+@user_errors
+def models_ls(name: NameArg = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """List the registered versions, newest first: aliases, promotion decision, test metrics.
+
+    Example: [bold]vidtag models ls -c configs/clip_activity.yaml[/]
+    """
+    from rich.table import Table
+
+    from pipeline.tracking.registry import registered_versions
+
+    cfg, uri = _registry(config, set_)
+    name = name or cfg.tracking.registered_model
+    versions = registered_versions(name)
+    metric_names = sorted({k for v in versions for k in v.metrics if k.startswith("test_")})
+    table = Table(title=f"registered model {name} ({uri})")
+    for column in ("version", "aliases", "promotion", "run", *metric_names):
+        table.add_column(column)
+    for found in versions:
+        table.add_row(
+            found.version,
+            " ".join(f"@{alias}" for alias in found.aliases),
+            found.run_tags.get("promotion", ""),
+            (found.run_id or "")[:12],
+            *(_metric_cell(found.metrics.get(metric)) for metric in metric_names),
+        )
+    console.print(table)
+
+
+def _metric_cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@models_app.command("promote")
+@user_errors
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="The version that becomes @candidate.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Point @candidate at VERSION by hand (rollback undoes it).
+
+    Example: [bold]vidtag models promote clip-activity 7 -c configs/clip_activity.yaml[/]
+    """
+    from pipeline.tracking.registry import move_candidate
+
+    _registry(config, set_)
+    previous = move_candidate(name, version)
+    console.print(f"{name}@candidate: version {previous or '(none)'} -> {version}")
+
+
+@models_app.command("rollback")
+@user_errors
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Move @candidate back to the version that held it before.
+
+    Example: [bold]vidtag models rollback clip-activity -c configs/clip_activity.yaml[/]
+    """
+    from pipeline.tracking.registry import rollback_candidate
+
+    _registry(config, set_)
+    current, previous = rollback_candidate(name)
+    console.print(f"{name}@candidate: version {current} -> {previous}")
 
 
 # --- label -----------------------------------------------------------------------------------

@@ -89,7 +89,6 @@ def label(cfg: Config, task: str, model_uri: str) -> None:
 def main() -> None:
     started = time.perf_counter()
     OUT.mkdir(exist_ok=True)
-    os.chdir(REPO)  # the demo configs' sqlite URI is relative to the repository
     for task, videos in DATASETS.items():
         console.print(Rule(f"{task} task"))
         synthesize(task, videos)

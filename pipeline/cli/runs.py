@@ -74,14 +74,19 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
 
 
 def run_train(
-    cfg: Config, console: Console, resume: bool, test_only: bool, verbose: bool = False
+    cfg: Config,
+    console: Console,
+    resume: bool,
+    test_only: bool,
+    verbose: bool = False,
+    promote: bool = False,
 ) -> dict[str, Any]:
     """``vidtag train``: extraction (videos and frames bars), then the epochs bar."""
 
     def start() -> dict[str, Any]:
         from flows.train import train
 
-        return train(cfg, resume=resume, test_only=test_only)
+        return train(cfg, resume=resume, test_only=test_only, promote=promote)
 
     def bars(progress: Progress) -> ProgressReporter:
         return ProgressReporter(progress, "extracting videos", epochs=cfg.train.epochs)
@@ -119,9 +124,77 @@ def run_label(
         return ProgressReporter(progress, "labelling videos", announce=announce)
 
     local_model = Path(model_uri).expanduser().is_dir()
+    if not local_model:
+        from pipeline.tracking.mlflow import require_store, resolve_uri
+
+        require_store(resolve_uri(cfg))  # before any progress bar: labelling only reads
     summary = run_flow(cfg, console, start, bars, verbose=verbose, tracking=not local_model)
     console.print(summary_table(summary, "label_folder"))
     print_failures(console, summary["failures"])
     console.print(f"review page: {summary['index_html']}", highlight=False)
     console.print(f"summary:     {summary['summary_csv']}", highlight=False)
     return summary
+
+
+# --- servers a command starts ------------------------------------------------------------------
+
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def run_server(command: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:
+    """Run a server (``mlflow ui``) in its own process group until it exits or this process is
+    told to stop; either way the whole group (uvicorn/gunicorn workers included) is stopped.
+
+    The server's own session keeps a terminal's Ctrl-C away from it: vidtag receives SIGINT,
+    SIGTERM or SIGHUP and stops the group itself (SIGTERM, then SIGKILL after ``grace_s``), so
+    no worker outlives the command. Returns the server's exit status (0 when stopped here).
+    """
+    import signal
+    import subprocess
+
+    def stop_here(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    previous = {}
+    for name in _STOP_SIGNALS:
+        number = getattr(signal, name)
+        previous[number] = signal.signal(number, stop_here)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        stop_group(process, grace_s)
+
+
+def stop_group(process: Any, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group led by ``process``; SIGKILL whatever is left after ``grace_s``."""
+    import signal
+    import time
+
+    group = process.pid  # start_new_session: the leader's pid is the group id
+    if not _signal_group(group, signal.SIGTERM):
+        process.wait()
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader so that it does not count as a member
+        if not _signal_group(group, 0):
+            return
+        time.sleep(0.1)
+    _signal_group(group, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send ``signum`` to every process of ``group``; False when the group has no process left."""
+    import os
+
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    return True

@@ -149,10 +149,12 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
     """One row per ``table["video"]`` path: video, status (ok/failed), label, score, error,
     and for frame models ``segments`` (a JSON list of the labels.json segments).
 
-    Options, from ``params`` or (per video) from a column of the same name in ``table``:
-    ``store`` (feature store folder; default a temporary folder removed afterwards),
+    Options: the labelling options stored with the model (``min_segment_s``) are the
+    defaults; ``params`` and then (per video) a column of the same name in ``table`` override
+    them: ``store`` (feature store folder; default a temporary folder removed afterwards),
     ``min_segment_s``, ``device``, ``backend``, ``batch_size``. (MLflow drops ``params`` unless
-    the model's signature declares them; columns always work.)
+    the model's signature declares them; columns always work.) Missing values are ``None``
+    (JSON null when served), never NaN.
     """
     import tempfile
 
@@ -162,12 +164,14 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
     with tempfile.TemporaryDirectory(prefix="vidtag-store-") as scratch:
         rows = []
         for record in table.to_dict("records"):
-            row_params = {**params, **{c: record[c] for c in columns if not pd.isna(record[c])}}
+            given = {c: record[c] for c in columns if not pd.isna(record[c])}
+            row_params = {**model.options, **params, **given}
             cfg = table_config(row_params, Path(scratch))
             rows.append(_table_row(str(record["video"]), cfg, model))
     per_step = task_named(model.task).per_step
     names = [*TABLE_COLUMNS, *(["segments"] if per_step else [])]
-    return pd.DataFrame(rows, columns=names)
+    frame = pd.DataFrame(rows, columns=names).astype(object)
+    return frame.where(frame.notna(), None)  # NaN is not JSON: missing values are null
 
 
 OPTION_KEYS = {

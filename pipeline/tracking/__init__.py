@@ -1,7 +1,7 @@
 """Tracking: every MLflow call (runs, what they hold, the registry) and model files.
 
 ``mlflow`` owns the run lifecycle and logging, ``model_io`` a trained model as plain files;
-``registry`` looks up registered versions and aliases.
+``registry`` looks up registered versions and moves the aliases.
 """
 
 from pipeline.lazy import lazy_surface
@@ -23,6 +23,14 @@ _EXPORTS = {
     "load_model": "mlflow",
     "ModelRef": "registry",
     "resolve_model": "registry",
+    "CHALLENGER_ALIAS": "registry",
+    "VersionInfo": "registry",
+    "registered_versions": "registry",
+    "version_info": "registry",
+    "alias_info": "registry",
+    "move_candidate": "registry",
+    "rollback_candidate": "registry",
+    "set_tags": "mlflow",
     "TrainedModel": "model_io",
     "save_model_dir": "model_io",
     "load_model_dir": "model_io",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
+from pipeline.config import Config, absolute_sqlite_uri
 from pipeline.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +31,35 @@ class RunKilled(KeyboardInterrupt):
 
 
 def resolve_uri(cfg: Config) -> str:
-    """Config, then $MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db`` in the working folder."""
+    """Config, then $MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db`` in the working folder.
+
+    A relative ``sqlite:///`` path in a config file was made absolute against the file's folder
+    when it was loaded; one from the environment resolves against the working folder.
+    """
     if cfg.tracking.uri:
         return cfg.tracking.uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+        return absolute_sqlite_uri(os.environ["MLFLOW_TRACKING_URI"], Path.cwd())
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for any other kind of store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def require_store(uri: str) -> None:
+    """Commands that only read must not create an empty SQLite store: say there is none."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(
+            f"no MLflow tracking store at {path.resolve()} (tracking URI {uri}): train first, or "
+            f"point tracking.uri (-c CONFIG, --set tracking.uri=..., $MLFLOW_TRACKING_URI) at "
+            f"the store that holds the runs"
+        )
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -66,7 +89,15 @@ def artifact_root(uri: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, assistant) unless this tag says
+# otherwise; "custom_model_development" is its model-training view ("Training runs"). The key
+# and value are the ones the MLflow 3.17 web app reads and writes (ExperimentKind in its JS).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def ensure_experiment(uri: str, name: str) -> None:
+    """Create experiment ``name`` (tagged for MLflow's training view) if needed, and use it."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -74,7 +105,11 @@ def ensure_experiment(uri: str, name: str) -> None:
     existing = client.get_experiment_by_name(name)
     if existing is None:
         try:
-            client.create_experiment(name, artifact_location=artifact_root(uri))
+            client.create_experiment(
+                name,
+                artifact_location=artifact_root(uri),
+                tags={EXPERIMENT_KIND_TAG: TRAINING_KIND},
+            )
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a concurrent run
     elif existing.lifecycle_stage == "deleted":
@@ -83,6 +118,8 @@ def ensure_experiment(uri: str, name: str) -> None:
             f"(`mlflow experiments restore --experiment-id {existing.experiment_id}`), delete it "
             "for good (`mlflow gc`), or pick another name with --set tracking.experiment=NAME"
         )
+    elif EXPERIMENT_KIND_TAG not in existing.tags:  # made before vidtag tagged; a choice stays
+        client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     mlflow.set_experiment(name)
 
 
@@ -149,6 +186,13 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(metrics, step=step)
 
 
+def set_tags(tags: dict[str, str]) -> None:
+    """Tags on the active run."""
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
 def log_figure(figure: Any, artifact_file: str) -> None:
     """A matplotlib figure as an image artifact (``.png``)."""
     import mlflow
@@ -176,15 +220,18 @@ def log_config(cfg: Config, classes: list[str]) -> None:
     mlflow.log_dict({"classes": classes}, "classes.json")
 
 
-def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str | None]:
-    """Log the model folder as a pyfunc model from code; register it with alias candidate.
+def log_model(
+    model_dir: Path, registered_model: str | None, alias: str = CANDIDATE_ALIAS
+) -> tuple[str, str | None]:
+    """Log the model folder as a pyfunc model from code; register it with ``alias`` (training
+    registers @challenger and lets the promotion gate move @candidate).
 
     Returns (model URI, registered version or None).
     """
     import mlflow
     from mlflow import MlflowClient
 
-    from pipeline.tracking.model_io import FILES
+    from pipeline.tracking.model_io import model_files
 
     # MLflow prints registration chatter and a type-hint advice warning that does not apply to
     # a pyfunc taking arrays or tables; errors still raise.
@@ -192,7 +239,7 @@ def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str |
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(REPO_ROOT / "pipeline" / "labeling" / "pyfunc.py"),
-            artifacts={name: str(model_dir / name) for name in FILES},
+            artifacts={name: str(path) for name, path in model_files(model_dir).items()},
             code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
             registered_model_name=registered_model,
             pip_requirements=_requirements(),
@@ -200,7 +247,7 @@ def log_model(model_dir: Path, registered_model: str | None) -> tuple[str, str |
     version = None
     if registered_model:
         version = str(info.registered_model_version)
-        MlflowClient().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, version)
+        MlflowClient().set_registered_model_alias(registered_model, alias, version)
     return info.model_uri, version
 
 
@@ -249,7 +296,7 @@ def _requirements() -> list[str]:
 
 def load_model(uri: str):
     """A :class:`TrainedModel` from ``models:/name@alias``, ``runs:/id/model`` or a folder."""
-    from pipeline.tracking.model_io import FILES, load_model_dir, load_model_files
+    from pipeline.tracking.model_io import FILES, load_model_dir, load_model_files, model_files
 
     if Path(uri).expanduser().is_dir() and (Path(uri).expanduser() / FILES[0]).exists():
         return load_model_dir(Path(uri).expanduser())
@@ -259,7 +306,8 @@ def load_model(uri: str):
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/")))
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
         hint = "" if ":/" in uri else f" ({MODEL_URI_FORMS})"
-        raise TrackingError(f"cannot load model {uri}: {exc}{hint}") from None
+        store = f" (tracking store: {mlflow.get_tracking_uri()})" if ":/" in uri else ""
+        raise TrackingError(f"cannot load model {uri}{store}: {exc}{hint}") from None
     artifacts = local / "artifacts"
     folder = artifacts if artifacts.is_dir() else local
-    return load_model_files({name: folder / name for name in FILES})
+    return load_model_files(model_files(folder))

@@ -7,7 +7,7 @@ a registry URI or a local folder without unpickling anything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ MODEL_CONFIG = "model_config.json"
 EXTRACTOR = "extractor.json"
 CLASSES = "classes.json"
 FILES = (WEIGHTS, MODEL_CONFIG, EXTRACTOR, CLASSES)
+# Optional: the labelling options the model was trained with (``label.min_segment_s``), the
+# served model's defaults. Older models have none.
+OPTIONS = "labeling.json"
 
 
 @dataclass
@@ -32,6 +35,7 @@ class TrainedModel:
     classes: list[str]
     spec: ExtractorSpec
     background: str | None
+    options: dict[str, Any] = field(default_factory=dict)  # labelling defaults (OPTIONS)
 
     @torch.inference_mode()
     def predict_proba(self, features: list[np.ndarray]) -> list[np.ndarray]:
@@ -51,6 +55,7 @@ def save_model_dir(
     spec: ExtractorSpec,
     classes: list[str],
     background: str | None,
+    options: dict[str, Any] | None = None,
 ) -> Path:
     from safetensors.torch import save
 
@@ -61,7 +66,15 @@ def save_model_dir(
     atomic_write_text(folder / EXTRACTOR, json.dumps(spec.to_dict(), indent=2))
     classes_doc = {"classes": classes, "background": background}
     atomic_write_text(folder / CLASSES, json.dumps(classes_doc, indent=2))
+    if options is not None:
+        atomic_write_text(folder / OPTIONS, json.dumps(options, indent=2))
     return folder
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """The files of a model folder by name: the four required ones and OPTIONS if present."""
+    names = [*FILES, *([OPTIONS] if (folder / OPTIONS).is_file() else [])]
+    return {name: folder / name for name in names}
 
 
 def load_model_files(paths: dict[str, str | Path]) -> TrainedModel:
@@ -76,9 +89,12 @@ def load_model_files(paths: dict[str, str | Path]) -> TrainedModel:
     module.eval()
     classes_doc = json.loads(Path(paths[CLASSES]).read_text())
     spec = ExtractorSpec.from_dict(json.loads(Path(paths[EXTRACTOR]).read_text()))
+    options_path = paths.get(OPTIONS)
+    options = json.loads(Path(options_path).read_text()) if options_path else {}
     return TrainedModel(
-        module, model_config["task"], classes_doc["classes"], spec, classes_doc.get("background")
-    )
+        module, model_config["task"], classes_doc["classes"], spec,
+        classes_doc.get("background"), options,
+    )  # fmt: skip
 
 
 def load_model_dir(folder: str | Path) -> TrainedModel:
@@ -88,4 +104,4 @@ def load_model_dir(folder: str | Path) -> TrainedModel:
         from pipeline.errors import UserError
 
         raise UserError(f"{folder} is not a vidtag model folder: missing {', '.join(missing)}")
-    return load_model_files({name: folder / name for name in FILES})
+    return load_model_files(model_files(folder))

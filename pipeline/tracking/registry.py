@@ -84,7 +84,9 @@ def _moving_version(uri: str, name: str, alias: str | None, ref: str) -> tuple[s
         else:
             found = _newest(client.search_model_versions(f"name = '{name}'"), ref)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
-        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+        raise TrackingError(
+            f"cannot load model {uri} (tracking store: {_store()}): {exc}"
+        ) from None
     return found.run_id, str(found.version)
 
 
@@ -95,3 +97,159 @@ def _newest(versions: list[Any], stage: str) -> Any:
     if not versions:
         raise LookupError(f"no registered version matches {stage!r}")
     return max(versions, key=lambda v: int(v.version))
+
+
+# --- the candidate alias: versions, promotion by hand, rollback ---------------------------------
+
+CHALLENGER_ALIAS = "challenger"  # every newly registered version
+# The versions that held @candidate, oldest first (a registered-model tag): rollback pops it.
+HISTORY_TAG = "vidtag.candidate_history"
+HISTORY_LIMIT = 100
+
+
+class VersionInfo(NamedTuple):
+    """One registered version with its run's tags and final metrics."""
+
+    name: str
+    version: str
+    run_id: str | None
+    aliases: list[str]
+    run_tags: dict[str, str]
+    metrics: dict[str, float]  # the run's latest value of each metric
+
+
+def _store() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _tracking_error(message: str) -> Exception:
+    from pipeline.tracking.mlflow import TrackingError
+
+    return TrackingError(f"{message} (tracking store: {_store()})")
+
+
+def _version_info(client: Any, found: Any) -> VersionInfo:
+    tags: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    if found.run_id:
+        try:
+            run = client.get_run(found.run_id)
+            tags, metrics = dict(run.data.tags), dict(run.data.metrics)
+        except Exception:  # noqa: BLE001 - a deleted run: the version is still listed
+            pass
+    aliases = sorted(found.aliases or [])
+    return VersionInfo(found.name, str(found.version), found.run_id, aliases, tags, metrics)
+
+
+def registered_versions(name: str) -> list[VersionInfo]:
+    """Every version of registered model ``name``, newest first; a TrackingError naming the
+    store when there is no such model."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - MLflow raises many kinds here
+        raise _tracking_error(f"registered model {name!r} not found") from None
+    # Searched versions carry no aliases here: the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    versions = client.search_model_versions(f"name = '{name}'")
+    ordered = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    return [
+        _version_info(client, found)._replace(aliases=sorted(aliases.get(str(found.version), [])))
+        for found in ordered
+    ]
+
+
+def version_info(name: str, version: str) -> VersionInfo:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        found = client.get_model_version(name, str(version))
+    except Exception:  # noqa: BLE001 - MLflow raises many kinds here
+        raise _tracking_error(f"registered model {name!r} has no version {version}") from None
+    return _version_info(client, found)
+
+
+def alias_info(name: str, alias: str) -> VersionInfo | None:
+    """The version ``models:/name@alias`` points at, None when the alias is not set."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        found = client.get_model_version_by_alias(name, alias)
+    except Exception:  # noqa: BLE001 - no such alias (or model)
+        return None
+    return _version_info(client, found)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def candidate_history(name: str) -> list[str]:
+    """The versions that held @candidate, oldest first (the current one last)."""
+    import json
+
+    from mlflow import MlflowClient
+
+    tags = MlflowClient().get_registered_model(name).tags or {}
+    try:
+        return [str(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+    except ValueError:
+        return []
+
+
+def _save_history(name: str, history: list[str]) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    value = json.dumps(history[-HISTORY_LIMIT:])
+    MlflowClient().set_registered_model_tag(name, HISTORY_TAG, value)
+
+
+def move_candidate(name: str, version: str) -> str | None:
+    """Point @candidate at ``version`` (which must exist) and remember the move; returns the
+    version it pointed at before (None: none)."""
+    from pipeline.tracking.mlflow import CANDIDATE_ALIAS
+
+    version_info(name, version)  # a clear error for a version that does not exist
+    previous = alias_info(name, CANDIDATE_ALIAS)
+    history = candidate_history(name)
+    if previous is not None and (not history or history[-1] != previous.version):
+        history.append(previous.version)  # set before the history was kept (or by hand)
+    set_alias(name, CANDIDATE_ALIAS, version)
+    if not history or history[-1] != str(version):
+        history.append(str(version))
+    _save_history(name, history)
+    return previous.version if previous is not None else None
+
+
+def rollback_candidate(name: str) -> tuple[str, str]:
+    """Move @candidate back to the version that held it before; (from, to) versions."""
+    from pipeline.tracking.mlflow import CANDIDATE_ALIAS
+
+    current = alias_info(name, CANDIDATE_ALIAS)
+    if current is None:
+        registered_versions(name)  # no such model: say so
+        raise _tracking_error(f"registered model {name!r} has no @{CANDIDATE_ALIAS}")
+    history = candidate_history(name)
+    while history and history[-1] == current.version:
+        history.pop()
+    if not history:
+        raise _tracking_error(
+            f"@{CANDIDATE_ALIAS} of {name!r} is version {current.version} and no earlier version "
+            f"held it: nothing to roll back to"
+        )
+    target = history[-1]
+    set_alias(name, CANDIDATE_ALIAS, target)
+    _save_history(name, history)
+    return current.version, target

@@ -3,8 +3,10 @@
 Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
 :func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
-:func:`register` (the model folder logged and registered @candidate); :func:`run_training`
-runs them in one MLflow run. Every MLflow call goes through ``pipeline.tracking``.
+:func:`register` (the model folder logged and registered @challenger, then the promotion gate
+of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
+:func:`run_training` runs them in one MLflow run. Every MLflow call goes through
+``pipeline.tracking``.
 Features must already be in the store (the train flow runs extraction first).
 """
 
@@ -49,6 +51,7 @@ from pipeline.training.metrics import (
     per_class_report,
     report_text,
 )
+from pipeline.training.promotion import gate
 from pipeline.training.task import Task, task_named
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class TrainingOutcome:
     epochs_run: int
     classes: list[str]
     skipped_videos: list[str] = field(default_factory=list)
+    promotion: str | None = None  # promoted | kept (None: nothing registered)
+    promotion_reason: str | None = None
 
 
 class MissingFeatures(UserError):
@@ -282,13 +287,17 @@ def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> No
 
 
 def register(setup: TrainingSetup) -> tuple[str, str | None]:
-    """The model folder logged to the run and registered; (model URI, version or None)."""
+    """The model folder logged to the run and registered @challenger; (model URI, version or
+    None)."""
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model_dir(
             Path(tmp) / "model", setup.model.cpu(), model_config_dict(setup.model), setup.spec,
             setup.classes, setup.annotations.background,
+            options={"min_segment_s": setup.cfg.label.min_segment_s},
         )  # fmt: skip
-        return tracking.log_model(model_dir, setup.cfg.tracking.registered_model)
+        return tracking.log_model(
+            model_dir, setup.cfg.tracking.registered_model, alias=tracking.CHALLENGER_ALIAS
+        )
 
 
 def run_training(
@@ -296,8 +305,10 @@ def run_training(
     resume: bool = False,
     test_only: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    promote: bool = False,
 ) -> TrainingOutcome:
-    """The whole job in one MLflow run; ``test_only`` logs metrics and registers nothing."""
+    """The whole job in one MLflow run; ``test_only`` logs metrics and registers nothing.
+    ``promote``: the new version becomes @candidate whatever the gate says."""
     setup = build(cfg)
     with tracking.tracked_run(cfg, setup.tags()) as run:
         tracking.log_config(cfg, setup.classes)
@@ -305,6 +316,7 @@ def run_training(
         test_metrics = evaluate_and_log(setup)
         tracking.log_metrics({"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run})
         model_uri, version = (None, None) if test_only else register(setup)
+        decision = None if version is None else gate(setup, test_metrics, version, promote)
     return TrainingOutcome(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
@@ -316,4 +328,6 @@ def run_training(
         epochs_run=fitted.epochs_run,
         classes=setup.classes,
         skipped_videos=setup.missing,
+        promotion=decision.decision if decision else None,
+        promotion_reason=decision.reason if decision else None,
     )
