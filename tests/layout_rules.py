@@ -249,3 +249,27 @@ def check_tree(root: Path) -> list[Violation]:
     violations = {v for imp in imports for v in rule_violations(imp, subs)}
     violations |= set(cycle_violations(imports, subs))
     return sorted(violations)
+
+
+def expected_test_module(relpath: Path) -> str:
+    """The test module a source module must have: ``pipeline/video/_container.py`` ->
+    ``test_video_container``, ``flows/label.py`` -> ``test_flows_label``, ``pipeline/config.py``
+    -> ``test_config``."""
+    parts = list(relpath.with_suffix("").parts)
+    if parts[0] == "pipeline":
+        parts = parts[1:]
+    return "test_" + "_".join(part.lstrip("_") for part in parts)
+
+
+def missing_test_modules(root: Path) -> list[str]:
+    """Source modules under ``root`` with no ``tests/<name>.py`` or ``tests/<name>_<topic>.py``."""
+    tests = {path.stem for path in (root / "tests").glob("test_*.py")}
+    missing = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if path.name == "__init__.py":
+                continue
+            name = expected_test_module(path.relative_to(root))
+            if not any(test == name or test.startswith(f"{name}_") for test in tests):
+                missing.append(f"{path.relative_to(root).as_posix()}: no tests/{name}.py")
+    return missing

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.app import app
-from tests.helpers_i14 import register, temp_registry
+from tests.helpers_registry import register, temp_registry
 
 NAME = "cli-models"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers_i14 import temp_registry
+from tests.helpers_registry import temp_registry
 from tests.servers import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli.app import app
 from pipeline.config import Config, absolute_sqlite_uri, load_config
 from pipeline.tracking.mlflow import TrackingError, resolve_uri
-from tests.helpers_i14 import register, temp_registry
+from tests.helpers_registry import register, temp_registry
 
 NAME = "uri-follows-config"
 

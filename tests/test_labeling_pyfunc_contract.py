@@ -40,7 +40,7 @@ def test_table_output_has_none_where_a_value_is_missing(tmp_path) -> None:
     import pandas as pd
 
     from pipeline.labeling.predict import predict_table
-    from tests.helpers_i14 import random_model
+    from tests.helpers_registry import random_model
 
     table = predict_table(random_model("frame"), pd.DataFrame({"video": ["nope.mp4"]}), {})
     row = table.to_dict("records")[0]
@@ -55,8 +55,8 @@ def served_model(frame_dataset: Path, tmp_path_factory):
     import mlflow
 
     from models.rnn import build_model, model_config_dict
+    from pipeline.features import spec_from_config
     from pipeline.features.extract import extract_one
-    from pipeline.features.extractor import spec_from_config
     from pipeline.features.store import FeatureStore
     from pipeline.tracking.mlflow import ensure_experiment, log_model
     from pipeline.tracking.model_io import save_model_dir

@@ -1,5 +1,5 @@
-"""The import rules of the layout (tests/layout_rules.py): the tree keeps them, and the checker
-finds each kind of break in a planted tree."""
+"""The layout's rules (tests/layout_rules.py): the tree keeps the import rules and has a test
+module per module, and the checkers find each kind of break in a planted tree."""
 
 from __future__ import annotations
 
@@ -124,3 +124,36 @@ def tree_violations() -> list[rules.Violation]:
 def test_the_tree_keeps_the_rules(tree_violations: list[rules.Violation], rule: str) -> None:
     broken = [str(v) for v in tree_violations if v.rule == rule]
     assert broken == [], "\n".join(broken)
+
+
+@pytest.mark.parametrize(
+    ("source", "test_module"),
+    [
+        ("pipeline/config.py", "test_config"),
+        ("pipeline/video/decode.py", "test_video_decode"),
+        ("pipeline/video/_container.py", "test_video_container"),
+        ("flows/label.py", "test_flows_label"),
+        ("models/rnn.py", "test_models_rnn"),
+    ],
+)
+def test_test_modules_are_named_after_their_module(source: str, test_module: str) -> None:
+    assert rules.expected_test_module(Path(source)) == test_module
+
+
+def test_a_module_without_a_test_module_is_reported(tmp_path: Path) -> None:
+    files = {
+        "pipeline/__init__.py": "",
+        "pipeline/video/__init__.py": "",
+        "pipeline/video/decode.py": "",
+        "pipeline/video/plan.py": "",
+        "flows/label.py": "",
+        "tests/test_video_decode.py": "",
+        "tests/test_flows_label_summary.py": "",  # a topic suffix counts
+    }
+    assert rules.missing_test_modules(plant(tmp_path, files)) == [
+        "pipeline/video/plan.py: no tests/test_video_plan.py"
+    ]
+
+
+def test_every_module_has_a_test_module() -> None:
+    assert rules.missing_test_modules(REPO) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers_i14 import register, temp_registry
+from tests.helpers_registry import register, temp_registry
 
 NAME = "promo"
 

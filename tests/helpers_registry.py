@@ -15,7 +15,7 @@ def random_model(task: str = "clip", seed: int = 0):
     import torch
 
     from models.rnn import build_model
-    from pipeline.features.extractor import ExtractorSpec
+    from pipeline.features import ExtractorSpec
     from pipeline.tracking.model_io import TrainedModel
 
     torch.manual_seed(seed)
