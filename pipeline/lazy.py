@@ -13,9 +13,14 @@ from typing import Any
 
 
 def lazy_surface(
-    package: str, exports: dict[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: ``exports`` maps name -> module."""
+    package: str, **modules: str
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``.
+
+    ``modules`` maps each module of the package to the space-separated names it provides:
+    ``lazy_surface(__name__, decode="probe iter_chunks", plan="sample_plan")``.
+    """
+    exports = {name: module for module, names in modules.items() for name in names.split()}
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
@@ -26,4 +31,4 @@ def lazy_surface(
     def __dir__() -> list[str]:
         return sorted(exports)
 
-    return __getattr__, __dir__
+    return sorted(exports), __getattr__, __dir__

@@ -22,30 +22,13 @@ from flows.deploy import build_deployments
 from flows.schedules import ScheduleError
 from pipeline.cli.app import app
 from tests.conftest import REPO, tiny_config
+from tests.helpers_schedules import schedules_file, serve_without_server
 
 
 @flow(name="greet")
 def greet(name: str = "world") -> str:
     """A flow without a ``config`` parameter, for ``module:function`` entries."""
     return f"hello {name}"
-
-
-def _schedules(folder: Path, *entries: dict) -> Path:
-    """A schedules file in ``folder`` (with a small config ``c.yaml`` next to it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "c.yaml").write_text(tiny_config(folder, folder / "clips", None, "clip").to_yaml())
-    path = folder / "schedules.yaml"
-    named = [{"name": f"e{i}", "interval": 60, **entry} for i, entry in enumerate(entries)]
-    path.write_text(yaml.safe_dump({"deployments": named}))
-    return path
-
-
-def _serve_without_server(path: Path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        result = CliRunner().invoke(app, ["serve", "-f", str(path)])
-    return result, " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
@@ -64,21 +47,21 @@ def _serve_without_server(path: Path):
     ],
 )
 def test_parameters_must_bind_to_the_flow(tmp_path: Path, entry: dict, message: str) -> None:
-    path = _schedules(tmp_path, entry)
+    path = schedules_file(tmp_path, entry)
     with pytest.raises(ScheduleError, match=message) as error:
         build_deployments(path)
     assert str(path) in str(error.value) and "'e0'" in str(error.value)
 
 
 def test_a_flow_without_config_gets_none(tmp_path: Path) -> None:
-    path = _schedules(tmp_path, {"flow": "tests.test_flows_deploy:greet"})
+    path = schedules_file(tmp_path, {"flow": "tests.test_flows_deploy:greet"})
     (deployment,) = build_deployments(path)
     assert deployment.parameters == {}
 
 
 def test_serve_checks_the_file_before_the_server(tmp_path: Path) -> None:
-    path = _schedules(tmp_path, {"flow": "label", "config": "c.yaml"})
-    result, output = _serve_without_server(path)
+    path = schedules_file(tmp_path, {"flow": "label", "config": "c.yaml"})
+    result, output = serve_without_server(path)
     assert result.exit_code == 2, result.output
     assert "needs parameters input" in output and "PREFECT_API_URL" not in output
 

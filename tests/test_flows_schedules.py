@@ -6,29 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from flows.schedules import ScheduleError, entry_flow, flow_parameters, load_schedules
-from pipeline.cli.app import app
-from tests.conftest import REPO, tiny_config
-
-
-def _schedules(folder: Path, *entries: dict) -> Path:
-    """A schedules file in ``folder`` (with a small config ``c.yaml`` next to it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "c.yaml").write_text(tiny_config(folder, folder / "clips", None, "clip").to_yaml())
-    path = folder / "schedules.yaml"
-    named = [{"name": f"e{i}", "interval": 60, **entry} for i, entry in enumerate(entries)]
-    path.write_text(yaml.safe_dump({"deployments": named}))
-    return path
-
-
-def _serve_without_server(path: Path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        result = CliRunner().invoke(app, ["serve", "-f", str(path)])
-    return result, " ".join(result.output.split())
+from tests.conftest import REPO
+from tests.helpers_schedules import schedules_file, serve_without_server
 
 
 def test_shipped_schedules_file_is_valid() -> None:
@@ -83,8 +64,8 @@ def test_a_function_that_is_not_a_flow_is_one_line(tmp_path: Path) -> None:
 
     with pytest.raises(ScheduleError, match="not a Prefect flow"):
         import_flow("pipeline.config:load_config")
-    path = _schedules(tmp_path, {"flow": "pipeline.config:load_config"})
-    result, output = _serve_without_server(path)
+    path = schedules_file(tmp_path, {"flow": "pipeline.config:load_config"})
+    result, output = serve_without_server(path)
     assert result.exit_code == 2, result.output
     assert "'pipeline.config:load_config' is not a Prefect flow" in output
     assert "Traceback" not in result.output and "prefect server start" not in output
@@ -98,7 +79,7 @@ def test_entry_paths_are_relative_to_the_schedules_file(tmp_path: Path, monkeypa
         "set": ["data.videos=inbox", "features.store=../store", "data.annotations=null"],
         "parameters": {"input": "inbox", "output": "out", "model": "models:/m@a"},
     }
-    path = _schedules(folder, label)
+    path = schedules_file(folder, label)
     monkeypatch.chdir(tmp_path)
     (entry,) = load_schedules(path.relative_to(tmp_path))
     parameters = flow_parameters(entry, entry_flow(entry, path), path.relative_to(tmp_path))

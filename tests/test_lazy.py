@@ -17,20 +17,20 @@ STAGES = ["video", "features", "data", "synth", "training", "tracking", "labelin
 
 
 def test_a_name_is_resolved_from_its_module_on_first_use() -> None:
-    getattr_, dir_ = lazy_surface("pipeline", {"load_config": "config", "UserError": "errors"})
+    names, getattr_, dir_ = lazy_surface("pipeline", config="load_config", errors="UserError")
     from pipeline.config import load_config
     from pipeline.errors import UserError
 
     assert getattr_("load_config") is load_config and getattr_("UserError") is UserError
-    assert dir_() == ["UserError", "load_config"]
+    assert dir_() == names == ["UserError", "load_config"]
 
 
 def test_an_unknown_name_is_an_attribute_error_naming_the_package() -> None:
-    getattr_, _ = lazy_surface("pipeline", {"load_config": "config"})
+    _, getattr_, _ = lazy_surface("pipeline", config="load_config")
     with pytest.raises(AttributeError, match="module 'pipeline' has no attribute 'nope'"):
         getattr_("nope")
     with pytest.raises(AttributeError):  # a name the module lacks is not hidden either
-        lazy_surface("pipeline", {"nope": "config"})[0]("nope")
+        lazy_surface("pipeline", config="nope")[1]("nope")
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -57,7 +57,7 @@ def test_importing_a_surface_imports_none_of_its_modules() -> None:
 
 def test_the_surface_is_a_module_level_getattr() -> None:
     module = types.ModuleType("pkg")
-    module.__getattr__, module.__dir__ = lazy_surface("pipeline", {"UserError": "errors"})
+    _, module.__getattr__, module.__dir__ = lazy_surface("pipeline", errors="UserError")
     from pipeline.errors import UserError
 
     assert module.UserError is UserError and dir(module) == ["UserError"]

@@ -6,23 +6,12 @@
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "DiscoveryError": "discovery",
-    "discover_videos": "discovery",
-    "AnnotationError": "annotations",
-    "Annotations": "annotations",
-    "VideoAnnotation": "annotations",
-    "Segment": "annotations",
-    "load_annotations": "annotations",
-    "Batch": "datasets",
-    "Sample": "datasets",
-    "SequenceDataset": "datasets",
-    "BucketBatchSampler": "datasets",
-    "IGNORE_INDEX": "datasets",
-    "collate": "datasets",
-    "build_samples": "datasets",
-    "class_weights": "datasets",
-    "dataset_fingerprint": "datasets",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    discovery="DiscoveryError discover_videos",
+    annotations="AnnotationError Annotations VideoAnnotation Segment load_annotations",
+    datasets=(
+        "Batch Sample SequenceDataset BucketBatchSampler IGNORE_INDEX collate build_samples "
+        "class_weights dataset_fingerprint"
+    ),
+)

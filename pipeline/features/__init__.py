@@ -8,25 +8,12 @@ decoded frames (``backbones`` builds the torchvision model), ``store`` keeps one
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "ExtractorSpec": "spec",
-    "spec_from_config": "spec",
-    "resolve_device": "spec",
-    "FeatureExtractor": "extractor",
-    "extract_video": "extractor",
-    "BackboneError": "backbones",
-    "FeatureStore": "store",
-    "StoredFeatures": "store",
-    "StoreCorruptError": "store",
-    "read_entry": "store",
-    "extract_one": "extract",
-    "get_extractor": "extract",
-    "stored_features": "extract",
-    "StoreAdminError": "store_admin",
-    "open_store": "store_admin",
-    "usage": "store_admin",
-    "verify": "store_admin",
-    "gc": "store_admin",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    spec="ExtractorSpec spec_from_config resolve_device",
+    extractor="FeatureExtractor extract_video",
+    backbones="BackboneError",
+    store="FeatureStore StoredFeatures StoreCorruptError read_entry",
+    extract="extract_one get_extractor stored_features",
+    store_admin="StoreAdminError open_store usage verify gc",
+)

@@ -7,17 +7,11 @@ video with its own extractor, ``folder`` plans a folder and labels one video of 
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "SegmentBuilder": "segments",
-    "VideoLabels": "segments",
-    "get_model": "predict",
-    "check_spec": "predict",
-    "label_video": "predict",
-    "predict_table": "predict",
-    "plan_folder": "folder",
-    "label_one": "folder",
-    "write_outputs": "outputs",
-    "index_html": "page",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    segments="SegmentBuilder VideoLabels",
+    predict="get_model check_spec label_video predict_table",
+    folder="plan_folder label_one",
+    outputs="write_outputs",
+    page="index_html",
+)

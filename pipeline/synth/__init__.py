@@ -5,12 +5,7 @@
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "write_dataset": "dataset",
-    "CLIP_CLASSES": "dataset",
-    "FRAME_CLASSES": "dataset",
-    "BACKGROUND": "dataset",
-    "REVERSED_PAIRS": "dataset",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    dataset="write_dataset CLIP_CLASSES FRAME_CLASSES BACKGROUND REVERSED_PAIRS",
+)

@@ -6,35 +6,16 @@
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "TrackingError": "mlflow",
-    "CANDIDATE_ALIAS": "mlflow",
-    "resolve_uri": "mlflow",
-    "check_reachable": "mlflow",
-    "ensure_experiment": "mlflow",
-    "ui_command": "mlflow",
-    "tracked_run": "mlflow",
-    "log_metrics": "mlflow",
-    "log_figure": "mlflow",
-    "log_text": "mlflow",
-    "log_dict": "mlflow",
-    "log_config": "mlflow",
-    "log_model": "mlflow",
-    "load_model": "mlflow",
-    "ModelRef": "registry",
-    "resolve_model": "registry",
-    "CHALLENGER_ALIAS": "registry",
-    "VersionInfo": "registry",
-    "registered_versions": "registry",
-    "version_info": "registry",
-    "alias_info": "registry",
-    "move_candidate": "registry",
-    "rollback_candidate": "registry",
-    "set_tags": "mlflow",
-    "TrainedModel": "model_io",
-    "save_model_dir": "model_io",
-    "load_model_dir": "model_io",
-    "load_model_files": "model_io",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    mlflow=(
+        "TrackingError CANDIDATE_ALIAS resolve_uri check_reachable ensure_experiment ui_command "
+        "tracked_run log_metrics log_figure log_text log_dict log_config log_model load_model "
+        "set_tags"
+    ),
+    registry=(
+        "ModelRef resolve_model CHALLENGER_ALIAS VersionInfo registered_versions version_info "
+        "alias_info move_candidate rollback_candidate"
+    ),
+    model_io="TrainedModel save_model_dir load_model_dir load_model_files",
+)

@@ -2,33 +2,13 @@
 
 from pipeline.lazy import lazy_surface
 
-_EXPORTS = {
-    "Task": "task",
-    "CLIP": "task",
-    "FRAME": "task",
-    "TASKS": "task",
-    "task_named": "task",
-    "LabelBuilder": "task",
-    "VideoResult": "task",
-    "run_training": "job",
-    "prepare": "job",
-    "require_test_checkpoint": "job",
-    "EmptySplit": "job",
-    "TrainingOutcome": "job",
-    "TrainingSetup": "job",
-    "build": "job",
-    "fit_or_restore": "job",
-    "evaluate_and_log": "job",
-    "register": "job",
-    "train_one_epoch": "loop",
-    "evaluate": "loop",
-    "fit": "loop",
-    "FitSpec": "loop",
-    "FitResult": "loop",
-    "EvalResult": "loop",
-    "checkpoint_info": "loop",
-    "clip_metrics": "metrics",
-    "frame_metrics": "metrics",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_surface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_surface(
+    __name__,
+    task="Task CLIP FRAME TASKS task_named LabelBuilder VideoResult",
+    job=(
+        "run_training prepare require_test_checkpoint EmptySplit TrainingOutcome TrainingSetup "
+        "build fit_or_restore evaluate_and_log register"
+    ),
+    loop="train_one_epoch evaluate fit FitSpec FitResult EvalResult checkpoint_info",
+    metrics="clip_metrics frame_metrics",
+)
