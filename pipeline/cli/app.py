@@ -559,7 +559,8 @@ def serve(
     """Register the scheduled deployments of a schedules file and run them as they come due.
 
     Needs a Prefect server in PREFECT_API_URL (schedules never run on Prefect's temporary
-    server). Ctrl-C stops serving; the schedules stay active and late runs start on restart.
+    server). Ctrl-C stops serving; the schedules stay active, and on restart the runs
+    missed meanwhile collapse to the latest one per deployment.
 
     Example: [bold]vidtag serve -f configs/schedules.yaml[/]
     """
