@@ -6,7 +6,8 @@ in ``PREFECT_API_URL`` and serves them with ``prefect.serve`` in this process. S
 run on a real server (``prefect server start``), never on Prefect's temporary one, so serving
 without one fails at once (after the file is checked, so its mistakes show first). Stopping
 serve leaves the schedules active (``pause_on_shutdown=False``): runs that come due meanwhile
-wait as Late until serve starts again.
+wait as Late until serve starts again; on restart they collapse to the latest one per deployment
+(``collapse_missed_runs``), so a night away does not start the same job several times.
 
 The ``*_from_file`` flows take a config *file* and overrides instead of a whole config, for
 ``prefect deploy`` (``prefect.yaml``), where parameters are static YAML and the config is
@@ -30,6 +31,7 @@ from flows.schedules import (
 )
 from pipeline.config import load_config, validate_tree
 from pipeline.errors import UserError
+from pipeline.jobs import plural
 
 
 class NoServerError(UserError):
@@ -86,7 +88,61 @@ def serve_schedules(schedules_file: str | Path, limit: int | None = None) -> Non
 
     deployments = build_deployments(schedules_file)  # the whole file checked, offline
     require_server()
+    for name, cancelled in collapse_missed_runs(deployments).items():
+        print(f"{name}: {plural(cancelled, 'missed run')} cancelled, the latest one kept")
     serve(*deployments, pause_on_shutdown=False, limit=limit, print_starting_message=True)
+
+
+def collapse_missed_runs(deployments: list[Any], now: Any = None) -> dict[str, int]:
+    """Cancel every run of ``deployments`` that came due while serve was down but the latest.
+
+    Prefect schedules runs ahead; while nothing serves them they wait (state Late) and all start
+    when serve is back, and Prefect 3.9 has no "catch up: no" setting. Called before serving, so
+    the runner only sees what is left: per deployment, the latest past-due run. Deployments the
+    server does not know yet have nothing to collapse. Returns deployment -> runs cancelled
+    (only those with at least one).
+    """
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Cancelled
+
+    now = now or datetime.now(timezone.utc)
+    cancelled: dict[str, int] = {}
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            name = deployment.full_name
+            try:
+                known = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            due = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[known.id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                    ),
+                    expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            )
+            for run in due[1:]:  # due[0]: the latest, kept
+                message = f"missed while vidtag serve was down; {due[0].name} runs instead"
+                client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
+            if len(due) > 1:
+                cancelled[name] = len(due) - 1
+    return cancelled
 
 
 # --- entry points for `prefect deploy` (prefect.yaml) ------------------------------------------

@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``count`` and the noun in the number it takes: "1 video", "2 videos", "0 videos"."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
 @dataclass
 class VideoRecord:
     """One video of a job: what happened to it, and what labelling found in it."""
@@ -87,7 +92,7 @@ class JobSummary:
 
     def text(self) -> str:
         lines = [
-            f"{self.job}: {len(self.records)} videos: {self.count('ok')} ok, "
+            f"{self.job}: {plural(len(self.records), 'video')}: {self.count('ok')} ok, "
             f"{self.count('skipped')} skipped, {self.count('failed')} failed; "
             f"{self.frames} frames at {self.frames_per_s:.1f} frames/s"
         ]

@@ -79,5 +79,29 @@ def test_extract_help_has_an_example() -> None:
 @pytest.mark.slow
 def test_train_cli_prints_run_version_metrics_and_ui_command(clip_run) -> None:
     _, output = clip_run
-    for fragment in ("MLflow run:", "models:/test-clip/1", "test_accuracy", "mlflow ui"):
+    for fragment in ("MLflow run:", "models:/test-clip/1", "test_accuracy", "vidtag ui -c"):
         assert fragment in output
+    assert "epoch 1/" in output  # not a terminal: plain epoch lines, no bar
+    assert [line for line in output.splitlines() if "━" in line and "/" in line] == []
+
+
+def test_help_paragraphs_wrap_to_the_terminal() -> None:
+    """No hard line break inside a paragraph: a wide terminal shows each one on one line."""
+    result = CliRunner().invoke(app, ["label", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert (
+        "Features come from the model's own extractor spec (stored ones are reused). Videos "
+        "already labelled by the same model are skipped" in result.output
+    )
+
+
+def test_unwrap_paragraphs_keeps_paragraphs_and_joins_lines() -> None:
+    from pipeline.cli.app import unwrap_paragraphs
+
+    doc = """First line
+    continues.
+
+    Second paragraph
+        over two lines.
+    """
+    assert unwrap_paragraphs(doc) == "First line continues.\n\nSecond paragraph over two lines."

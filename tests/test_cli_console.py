@@ -78,3 +78,32 @@ def test_failures_are_one_line_each() -> None:
         "failed a [1].mp4: not a video",  # brackets are not rich markup here
         "failed b.mp4: x",
     ]
+
+
+def test_not_a_terminal_prints_plain_lines_instead_of_bars() -> None:
+    """A pipe or log file gets one line per finished video and epoch, no cut bar."""
+    console = _console()
+    assert not console.is_terminal
+    with progress_bar(console) as progress:
+        assert progress.disable
+        reporter = ProgressReporter(progress, epochs=2)
+        reporter.videos(2)
+        reporter.frames(10)
+        reporter.video_done(VideoRecord("a [1].mp4", "ok"))
+        reporter.video_done(VideoRecord("b.mp4", "failed", error="not a video"))
+        reporter.epoch(1, {"train_loss": 1.5})
+    assert console.file.getvalue().splitlines() == [
+        "1/2 ok a [1].mp4",
+        "2/2 failed b.mp4: not a video",
+        "epoch 1/2: train_loss=1.500",
+    ]
+
+
+def test_a_terminal_gets_bars_and_no_plain_lines() -> None:
+    console = Console(file=io.StringIO(), width=200, color_system=None, force_terminal=True)
+    with progress_bar(console) as progress:
+        assert not progress.disable
+        reporter = ProgressReporter(progress)
+        reporter.videos(1)
+        reporter.video_done(VideoRecord("a.mp4", "ok"))
+    assert "1/1 ok a.mp4" not in console.file.getvalue()

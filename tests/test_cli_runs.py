@@ -61,3 +61,53 @@ def test_run_flow_checks_the_runner_before_starting(tmp_path) -> None:
     with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(RunnerError):
         run_flow(cfg, Console(file=None), lambda: started.append(1), lambda p: None)
     assert started == []
+
+
+def test_ui_hint_names_the_config_when_it_alone_names_the_store(tmp_path) -> None:
+    from pipeline.cli.runs import ui_hint
+    from pipeline.tracking.mlflow import resolve_uri
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(cfg.to_yaml())
+    assert ui_hint(resolve_uri(cfg), config_file) == f"vidtag ui -c {config_file}"
+
+
+@pytest.mark.parametrize("with_config", [True, False])
+def test_ui_hint_names_the_store_when_set_or_the_environment_chose_it(
+    tmp_path, with_config: bool
+) -> None:
+    """A store from --set (or $MLFLOW_TRACKING_URI) is not the config's: `vidtag ui -c CONFIG`
+    would open another one, so the hint names the store itself."""
+    import shlex
+
+    from pipeline.cli.runs import ui_hint
+
+    cfg = tiny_config(tmp_path, tmp_path, None, "clip")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(cfg.to_yaml())
+    other = f"sqlite:///{tmp_path / 'other dir' / 'mlflow.db'}"
+    hint = ui_hint(other, config_file if with_config else None)
+    assert shlex.split(hint) == ["vidtag", "ui", "--set", f"tracking.uri={other}"]
+
+
+@pytest.mark.slow
+def test_extract_of_one_video_says_video_and_prints_plain_lines(
+    prefect_api, index_videos, tmp_path
+) -> None:
+    """CliRunner's output is not a terminal: plain per-video lines, no bar, "1 video"."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    source = next(iter(index_videos.values()))
+    shutil.copy(source, videos / source.name)
+    cfg = tiny_config(tmp_path, videos, None, "clip")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(cfg.to_yaml())
+    result = CliRunner().invoke(app, ["extract", "-c", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert "extracting features of 1 video into" in result.output
+    assert f"1/1 ok {videos / source.name}" in result.output
+    bars = [line for line in result.output.splitlines() if "━" in line and "/" in line]
+    assert bars == []  # no bar ("videos ━━━ 1/1 0:00:01") drawn into a non-terminal

@@ -173,3 +173,42 @@ def _try(call):
         return call()
     except OSError:
         return None
+
+
+@pytest.mark.slow
+def test_missed_runs_collapse_to_the_latest_per_deployment(
+    on_prefect_server, tmp_path: Path
+) -> None:
+    """Three runs came due while serve was down (and one is still ahead): serve's start cancels
+    all past-due ones but the latest; the future one and other deployments are untouched."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from flows.deploy import collapse_missed_runs
+
+    path = _schedules(
+        tmp_path,
+        {"flow": "tests.test_flows_deploy:greet", "active": False},
+        {"flow": "tests.test_flows_deploy:greet", "active": False},
+    )
+    deployments = build_deployments(path)
+    now = datetime.now(timezone.utc)
+    with get_client(sync_client=True) as client:
+        ids = [deployment.apply() for deployment in deployments]
+
+        def scheduled(deployment_id, hours: float):
+            state = Scheduled(scheduled_time=now + timedelta(hours=hours))
+            return client.create_flow_run_from_deployment(deployment_id, state=state)
+
+        missed = [scheduled(ids[0], -hours) for hours in (3, 2, 1)]
+        ahead = scheduled(ids[0], 1)
+        alone = scheduled(ids[1], -2)  # one missed run: nothing to collapse
+        assert collapse_missed_runs(deployments, now=now) == {deployments[0].full_name: 2}
+        states = {
+            run.id: client.read_flow_run(run.id).state.type.value for run in (*missed, ahead, alone)
+        }
+    assert [states[run.id] for run in missed] == ["CANCELLED", "CANCELLED", "SCHEDULED"]
+    assert states[ahead.id] == "SCHEDULED" and states[alone.id] == "SCHEDULED"
+    assert collapse_missed_runs(deployments, now=now) == {}  # a second start changes nothing

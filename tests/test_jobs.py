@@ -63,3 +63,19 @@ def test_text_and_markdown_name_each_failure() -> None:
 def test_a_record_crosses_processes() -> None:
     record = VideoRecord("a.mp4", "ok", path="/in/a.mp4", label="cat", score=0.9, outputs=["x"])
     assert pickle.loads(pickle.dumps(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(0, "0 videos"), (1, "1 video"), (2, "2 videos")],
+)
+def test_plural_counts_in_the_right_number(count: int, expected: str) -> None:
+    from pipeline.jobs import plural
+
+    assert plural(count, "video") == expected
+    assert plural(count, "entry", "entries").endswith("entry" if count == 1 else "entries")
+
+
+def test_a_one_video_summary_says_video() -> None:
+    summary = JobSummary("label", records=[VideoRecord("a.mp4", "ok", frames=3, seconds=1.0)])
+    assert summary.text().startswith("label: 1 video: 1 ok")

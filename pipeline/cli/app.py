@@ -7,6 +7,7 @@ that ``vidtag --help`` stays fast.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -198,7 +199,10 @@ def store_ls(config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = No
             str(spec.get("precision", "?")), str(row.videos), f"{row.bytes / 1e6:.1f}",
         )  # fmt: skip
     console.print(table)
-    console.print(f"{len(rows)} extractor keys, {sum(r.videos for r in rows)} entries")
+    from pipeline.jobs import plural
+
+    entries = sum(r.videos for r in rows)
+    console.print(f"{plural(len(rows), 'extractor key')}, {plural(entries, 'entry', 'entries')}")
 
 
 @store_app.command("verify")
@@ -228,8 +232,10 @@ def store_verify(
         console.print(f"[red]corrupt[/] {path}: {reason}", highlight=False)
     for path, reason in report.unreadable:
         console.print(f"[red]unreadable[/] {path}: {reason}", highlight=False)
+    from pipeline.jobs import plural
+
     console.print(
-        f"checked {report.checked} entries: {len(report.corrupt)} corrupt, "
+        f"checked {plural(report.checked, 'entry', 'entries')}: {len(report.corrupt)} corrupt, "
         f"{len(report.unreadable)} unreadable, {report.removed} removed"
     )
     if report.unreadable or (report.corrupt and not fix):
@@ -341,7 +347,7 @@ def train(
 
     Example: [bold]vidtag train -c configs/clip_activity.yaml --set model.cell=lstm[/]
     """
-    from pipeline.cli.runs import run_train
+    from pipeline.cli.runs import run_train, ui_hint
     from pipeline.tracking.mlflow import ui_command
 
     cfg = load(config, set_)
@@ -369,7 +375,8 @@ def train(
         console.print(f"{verdict}: {outcome['promotion_reason']}", highlight=False)
     for name, value in outcome["test_metrics"].items():
         console.print(f"  {name:<28} {value:.4f}")
-    console.print(f"review the runs: [bold]{ui_command(outcome['tracking_uri'])}[/] or vidtag ui")
+    hint = ui_hint(outcome["tracking_uri"], config)
+    console.print(f"review the runs: [bold]{hint}[/] (or {ui_command(outcome['tracking_uri'])})")
 
 
 @app.command()
@@ -552,7 +559,8 @@ def serve(
     """Register the scheduled deployments of a schedules file and run them as they come due.
 
     Needs a Prefect server in PREFECT_API_URL (schedules never run on Prefect's temporary
-    server). Ctrl-C stops serving; the schedules stay active and late runs start on restart.
+    server). Ctrl-C stops serving; the schedules stay active, and on restart the runs
+    missed meanwhile collapse to the latest one per deployment.
 
     Example: [bold]vidtag serve -f configs/schedules.yaml[/]
     """
@@ -562,6 +570,26 @@ def serve(
     from flows.deploy import serve_schedules
 
     serve_schedules(schedules, limit=limit)
+
+
+def unwrap_paragraphs(text: str) -> str:
+    """Docstring paragraphs as one line each, so that ``--help`` wraps them to the terminal
+    (Typer's rich mode keeps every line break after the first paragraph)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Every command's and group's help text, unwrapped (source lines stay under 100 columns)."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            info.help = unwrap_paragraphs(doc)
+    for group in typer_app.registered_groups:
+        _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

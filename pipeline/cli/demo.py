@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from pipeline.cli.console import progress_bar
+from pipeline.cli.runs import ui_hint
 from pipeline.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,9 +45,8 @@ def synthesize(task: str, videos: int) -> Path:
     return root
 
 
-def train(cfg: Config) -> dict:
+def train(cfg: Config, config_file: Path) -> dict:
     from pipeline.cli.runs import run_train
-    from pipeline.tracking.mlflow import ui_command
 
     outcome = run_train(cfg, console, resume=False, test_only=False)
     console.print(
@@ -55,7 +55,7 @@ def train(cfg: Config) -> dict:
     )
     for name, value in outcome["test_metrics"].items():
         console.print(f"  {name:<26} {value:.3f}")
-    console.print(f"review: {ui_command(outcome['tracking_uri'])}")
+    console.print(f"review: {ui_hint(outcome['tracking_uri'], config_file)}")
     return outcome
 
 
@@ -92,14 +92,14 @@ def main() -> None:
     for task, videos in DATASETS.items():
         console.print(Rule(f"{task} task"))
         synthesize(task, videos)
-        cfg = load_config(REPO / "configs" / f"demo_{task}.yaml")
-        outcome = train(cfg)
+        config_file = REPO / "configs" / f"demo_{task}.yaml"
+        cfg = load_config(config_file)
+        outcome = train(cfg, config_file)
+        last_hint = ui_hint(outcome["tracking_uri"], config_file)
         label(cfg, task, f"models:/{cfg.tracking.registered_model}/{outcome['registered_version']}")
     console.print(Rule("done"))
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; everything is in {OUT}")
-    console.print(
-        "MLflow UI: .venv/bin/vidtag ui -c configs/demo_clip.yaml  (http://127.0.0.1:5000)"
-    )
+    console.print(f"MLflow UI: .venv/bin/{last_hint}  (http://127.0.0.1:5000)", highlight=False)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from pipeline.cli.console import ProgressReporter, print_failures, progress_bar, summary_table
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.jobs import plural
 from pipeline.progress import reporting
 
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def run_extract(cfg: Config, console: Console, verbose: bool = False) -> dict[st
         return extract_features(cfg, print_summary=False)
 
     def announce(videos: int) -> str:
-        return f"extracting features of {videos} videos into {cfg.features.store}"
+        return f"extracting features of {plural(videos, 'video')} into {cfg.features.store}"
 
     summary = run_flow(
         cfg, console, start, lambda p: ProgressReporter(p, announce=announce), verbose=verbose
@@ -118,7 +119,7 @@ def run_label(
         )  # fmt: skip
 
     def announce(videos: int) -> str:
-        return f"labelling {videos} videos with {model_uri} into {output}"
+        return f"labelling {plural(videos, 'video')} with {model_uri} into {output}"
 
     def bars(progress: Progress) -> ProgressReporter:
         return ProgressReporter(progress, "labelling videos", announce=announce)
@@ -134,6 +135,19 @@ def run_label(
     console.print(f"review page: {summary['index_html']}", highlight=False)
     console.print(f"summary:     {summary['summary_csv']}", highlight=False)
     return summary
+
+
+def ui_hint(uri: str, config: str | Path | None = None) -> str:
+    """The ``vidtag ui`` command that opens the store ``uri``: ``-c CONFIG`` when the config file
+    alone names that store, else the store itself (``--set`` or the environment chose it)."""
+    import shlex
+
+    from pipeline.config import load_config
+    from pipeline.tracking.mlflow import resolve_uri
+
+    if config is not None and resolve_uri(load_config(config, [])) == uri:
+        return f"vidtag ui -c {shlex.quote(str(config))}"
+    return f"vidtag ui --set {shlex.quote(f'tracking.uri={uri}')}"
 
 
 # --- servers a command starts ------------------------------------------------------------------

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pipeline.jobs import plural
+
 if TYPE_CHECKING:
     from pipeline.jobs import VideoRecord
 
@@ -79,8 +81,9 @@ def render_index(
 <h1>vidtag labels</h1>
 <p class="meta">model <code>{escape(str(model.get("uri", "?")))}</code> ({
         escape(str(model.get("task", "?")))
-    } task{run}) &middot; {len(records)} videos: {counts["ok"]} ok, {counts["skipped"]} skipped,
-{counts["failed"]} failed &middot; <a href="summary.csv">summary.csv</a></p>
+    } task{run}) &middot; {plural(len(records), "video")}: {counts["ok"]} ok,
+{counts["skipped"]} skipped, {counts["failed"]} failed
+&middot; <a href="summary.csv">summary.csv</a></p>
 {_legend(palette, model.get("background"))}
 <table>
 <thead><tr><th>video</th><th>status</th><th>label</th><th>segments</th><th>files</th></tr></thead>
