@@ -188,7 +188,7 @@ def test_missed_runs_collapse_to_the_latest_per_deployment(
 
     from flows.deploy import collapse_missed_runs
 
-    path = _schedules(
+    path = schedules_file(
         tmp_path,
         {"flow": "tests.test_flows_deploy:greet", "active": False},
         {"flow": "tests.test_flows_deploy:greet", "active": False},
