@@ -44,7 +44,13 @@ class DataConfig(Section):
     class_names: Path | None = Field(None, description="class-names file for MMAction2 lists")
     background: str = Field("background", description="label of frames no segment covers")
     extensions: list[str] = Field(list(VIDEO_EXTENSIONS), description="video file extensions")
-    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    val_fraction: float = Field(
+        0.15,
+        ge=0.0,
+        lt=1.0,
+        description="share of videos for validation (carved out of train when the split "
+        "column marks none val); 0: no early stopping, train.epochs run, the last kept",
+    )
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_seed: int = 0
 

@@ -20,6 +20,7 @@ from pipeline.data.datasets import (
     SequenceDataset,
     assign_splits,
     build_samples,
+    carve_validation,
     class_weights,
     collate,
     dataset_fingerprint,
@@ -128,6 +129,55 @@ def test_given_splits_are_kept_and_partial_splits_rejected() -> None:
     partial = replace(annotations, items=[given.items[0], *annotations.items[1:]])
     with pytest.raises(ValueError, match="give all or none"):
         assign_splits(partial, 0.5, 0.5, 0)
+
+
+def _train_and_test(sizes: dict[str, int], test_per_class: int = 1) -> Annotations:
+    """Given splits as the standard action-segmentation splits ship them: train and test only."""
+    annotations = clip_annotations(sizes)
+    items = [
+        replace(item, split="test" if int(Path(item.video).stem) < test_per_class else "train")
+        for item in annotations.items
+    ]
+    return replace(annotations, items=items)
+
+
+def test_given_train_and_test_splits_get_val_carved_from_train_stratified() -> None:
+    given = _train_and_test({"a": 11, "b": 6, "c": 1})  # train: a 10, b 5, c 0
+    carved = assign_splits(given, 0.2, 0.5, seed=0)  # test_fraction: the given test stays
+    before, after = splits_of(given), splits_of(carved)
+    assert {v for v, s in before.items() if s == "test"} == {
+        v for v, s in after.items() if s == "test"
+    }
+    assert all(before[v] == "train" for v, s in after.items() if s == "val")
+    per_class = Counter((v.split("/")[0], s) for v, s in after.items())
+    # round(15 * 0.2) = 3 val videos, shared over the strata in proportion: 2 of a, 1 of b.
+    assert (per_class["a", "val"], per_class["b", "val"]) == (2, 1)
+    assert (per_class["a", "train"], per_class["b", "train"]) == (8, 4)
+    assert carved == carve_validation(given, 0.2, seed=0)
+
+
+def test_the_carve_is_deterministic_per_seed_and_order_free() -> None:
+    given = _train_and_test({"a": 9, "b": 9})
+    first = splits_of(assign_splits(given, 0.25, 0.0, seed=5))
+    shuffled = replace(given, items=given.items[::-1])
+    assert splits_of(assign_splits(shuffled, 0.25, 0.0, seed=5)) == first
+    carves = {
+        tuple(sorted(v for v, s in splits_of(assign_splits(given, 0.25, 0.0, seed)).items()
+                     if s == "val"))
+        for seed in range(5)
+    }  # fmt: skip
+    assert len(carves) > 1
+
+
+def test_no_carve_when_val_is_given_or_val_fraction_is_zero() -> None:
+    given = _train_and_test({"a": 6, "b": 6})
+    assert assign_splits(given, 0.0, 0.2, seed=0) is given
+    with_val = replace(
+        given, items=[replace(given.items[1], split="val"), given.items[0], *given.items[2:]]
+    )
+    assert assign_splits(with_val, 0.5, 0.2, seed=0) is with_val
+    too_few = _train_and_test({"a": 2, "b": 2})  # one train video per class: all stay in train
+    assert assign_splits(too_few, 0.5, 0.0, seed=0) is too_few
 
 
 @pytest.mark.parametrize(

@@ -99,8 +99,12 @@ def test_an_empty_given_validation_split_names_the_split_column(tmp_path) -> Non
     from pipeline.training.job import EmptySplit, prepare
 
     labels = _one_video_per_class(tmp_path / "videos", split_column=True)
-    with pytest.raises(EmptySplit, match="the validation split is empty: the annotations' "):
+    with pytest.raises(EmptySplit) as error:
         prepare(tiny_config(tmp_path, tmp_path / "videos", labels, "clip"))
+    message = str(error.value)
+    assert message.startswith("the validation split is empty: the annotations' "), message
+    for fragment in ("data.val_fraction=0.15 carved none out of the 3", "data.val_fraction: 0"):
+        assert fragment in message, message
 
 
 def _two_videos_per_class(root: Path) -> Path:
@@ -151,3 +155,79 @@ def test_videos_without_features_are_noted_and_training_needs_some(tmp_path) -> 
     assert missing == [str(tmp_path / "videos" / "cook" / "a.mp4")]
     with pytest.raises(MissingFeatures, match=r"\(4 without features\); run `vidtag extract`"):
         prepare(cfg)
+
+
+DIM = 8
+STEPS = 40  # 8 s at 5 fps
+
+
+def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
+    """Frame labels with a `split` column marking only train (12 videos) and test (4), as the
+    standard action-segmentation splits ship them, and their features already in the store
+    (synthetic: class a and class b steps lie apart), so training needs no decoding."""
+    import numpy as np
+
+    from pipeline.features import spec_from_config
+    from pipeline.features.store import FeatureStore
+
+    videos = root / "videos"
+    videos.mkdir(parents=True)
+    lines = ["video,start,end,label,split"]
+    for index in range(16):
+        name = f"v{index:02d}.mp4"
+        (videos / name).write_bytes(f"not a video {index}".encode())
+        cut = 2.0 + 4.0 * (index % 4) / 3  # a until the cut, b after: strata a and b
+        split = "test" if index % 4 == index // 4 else "train"  # one per cut in test
+        lines += [f"{name},0,{cut:.3f},a,{split}", f"{name},{cut:.3f},8,b,{split}"]
+    (videos / "labels.csv").write_text("\n".join(lines) + "\n")
+    cfg = cfg_of(videos, videos / "labels.csv")
+    store, key = FeatureStore(cfg.features.store), spec_from_config(cfg).key()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, DIM))
+    for index in range(16):
+        times = np.arange(STEPS) / 5.0
+        labels = (times >= 2.0 + 4.0 * (index % 4) / 3).astype(int)
+        features = centres[labels] + rng.normal(0, 0.3, (STEPS, DIM))
+        path = videos / f"v{index:02d}.mp4"
+        store.put(store.video_key(path), key, features, np.arange(STEPS) * 6, times, {})
+    return cfg
+
+
+def _frame_cfg(tmp_path: Path, **sets: object):
+    sets = {"train.epochs": 6, "train.patience": 2, "train.lr": 0.01, **sets}
+    return _train_and_test_frame_dataset(
+        tmp_path, lambda videos, labels: tiny_config(tmp_path, videos, labels, "frame", **sets)
+    )
+
+
+def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.training.job import prepare, run_training
+
+    cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0.25})
+    annotations, splits, _, _ = prepare(cfg)
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    with caplog.at_level("INFO", logger="pipeline.training.job"):
+        outcome = run_training(cfg)
+    assert "validation: 3 videos carved out of the training videos" in caplog.text
+    assert outcome.early_stopping and outcome.test_metrics["test_frame_accuracy"] > 0.8
+    run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
+    assert run.data.tags["early_stopping"] == "on" and "val_loss" in run.data.metrics
+
+
+def test_val_fraction_zero_trains_every_epoch_and_keeps_the_last(tmp_path, caplog) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.training.job import run_training
+
+    cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0, "train.lr": 1e-9})  # never improves
+    with caplog.at_level("INFO", logger="pipeline.training.job"):
+        outcome = run_training(cfg)
+    assert "training 6 epochs without early stopping" in caplog.text
+    assert not outcome.early_stopping and outcome.epochs_run == outcome.best_epoch == 6
+    client = MlflowClient(cfg.tracking.uri)
+    run = client.get_run(outcome.run_id)
+    assert run.data.tags["early_stopping"] == "off" and "val_loss" not in run.data.metrics
+    assert len(client.get_metric_history(outcome.run_id, "train_loss")) == 6
+    assert "test_frame_accuracy" in run.data.metrics

@@ -225,3 +225,25 @@ def test_an_old_format_checkpoint_still_resumes_exactly(tmp_path: Path) -> None:
     assert resumed["history"] == straight["history"]
     for key in straight["model"]:
         torch.testing.assert_close(resumed["model"][key], straight["model"][key])
+
+
+def test_without_validation_every_epoch_runs_and_the_last_is_kept(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model("clip", DIM, 2, RNNConfig(hidden=8, layers=1))
+    # lr 1e-12 never improves anything: with validation this would stop after 2 epochs.
+    cfg = TrainConfig(epochs=5, lr=1e-12, patience=2, batch_size=8)
+    seen: list[int] = []
+    result = fit(
+        FitSpec(
+            model, CLIP, _loader(_ordered_samples(16, 0), True), None, cfg, num_classes=2,
+            checkpoint=tmp_path / "c.pt", on_epoch=lambda epoch, row: seen.append(epoch),
+        )
+    )  # fmt: skip
+    assert seen == [1, 2, 3, 4, 5] and result.epochs_run == 5 and result.best_epoch == 5
+    assert not result.stopped_early and not result.early_stopping
+    assert all(set(row) == {"train_loss"} for row in result.history)
+    data = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert data["best_epoch"] == 5 and not data["stopped"]
+    for name, value in data["model"].items():  # the kept weights are the last epoch's
+        assert torch.equal(data["best_model"][name], value)
+        assert torch.equal(model.state_dict()[name], value)

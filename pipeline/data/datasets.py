@@ -44,14 +44,38 @@ def assign_splits(
     (at least one video when the fraction is > 0 and there are >= 3 videos), shared out over
     the strata in proportion to their size by largest remainder. Every stratum keeps at least
     one video in train. The result depends only on the videos and the seed, not their order.
+
+
+    Given splits that mark no ``val`` video (the layout of the standard action-segmentation
+    splits: train and test only) get their validation videos carved out of the training
+    videos by ``val_fraction``, the same way (:func:`carve_validation`); ``val_fraction`` 0
+    leaves them without any.
     """
     given = [item.split is not None for item in annotations.items]
     if all(given):
-        return annotations
+        return carve_validation(annotations, val_fraction, seed)
     if any(given):
         raise ValueError("some videos have a split and others do not: give all or none")
     by_video = split_videos(annotations.items, val_fraction, test_fraction, seed)
     items = [replace(item, split=by_video[item.video]) for item in annotations.items]
+    return replace(annotations, items=items)
+
+
+def carve_validation(annotations: Annotations, val_fraction: float, seed: int) -> Annotations:
+    """Annotations whose every video has a split but none ``val``: ``val_fraction`` of the
+    ``train`` videos become ``val`` (grouped by video, stratified, seeded: :func:`split_videos`
+    over the training videos with no test share). Returned unchanged when some video is
+    already ``val`` or ``val_fraction`` is 0."""
+    if val_fraction == 0 or any(item.split == "val" for item in annotations.items):
+        return annotations
+    train = [item for item in annotations.items if item.split == "train"]
+    by_video = split_videos(train, val_fraction, 0.0, seed)
+    if "val" not in by_video.values():
+        return annotations
+    items = [
+        replace(item, split=by_video[item.video]) if item.split == "train" else item
+        for item in annotations.items
+    ]
     return replace(annotations, items=items)
 
 
@@ -331,6 +355,7 @@ __all__ = [
     "SequenceDataset",
     "assign_splits",
     "build_samples",
+    "carve_validation",
     "class_weights",
     "collate",
     "dataset_fingerprint",

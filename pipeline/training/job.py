@@ -71,6 +71,7 @@ class TrainingOutcome:
     skipped_videos: list[str] = field(default_factory=list)
     promotion: str | None = None  # promoted | kept (None: nothing registered)
     promotion_reason: str | None = None
+    early_stopping: bool = True  # False: no validation videos, train.epochs run, last kept
 
 
 class MissingFeatures(UserError):
@@ -122,18 +123,42 @@ class EmptySplit(UserError):
 
 
 def check_splits(annotations: Annotations, given: bool, cfg: DataConfig) -> None:
-    """Training needs videos in train and val: say which split is empty, why and what to do."""
+    """Training needs videos in train, and in val unless ``data.val_fraction`` is 0 (then it
+    trains a fixed number of epochs and needs test videos to evaluate on): say which split is
+    empty, why and what to do."""
     counts = Counter(item.split for item in annotations.items)
-    for split, name in (("train", "training"), ("val", "validation")):
-        if counts[split] == 0:
-            why = _given_split_reason(split) if given else _assigned_split_reason(annotations, cfg)
-            raise EmptySplit(f"the {name} split is empty: {why}")
+    if counts["train"] == 0:
+        why = _given_split_reason("train") if given else _assigned_split_reason(annotations, cfg)
+        raise EmptySplit(f"the training split is empty: {why}")
+    if counts["val"] == 0 and cfg.val_fraction > 0:
+        why = (
+            _given_val_reason(counts["train"], cfg)
+            if given
+            else _assigned_split_reason(annotations, cfg)
+        )
+        raise EmptySplit(f"the validation split is empty: {why}")
+    if counts["val"] == 0 and counts["test"] == 0:
+        raise EmptySplit(
+            "no validation or test videos to evaluate on: with data.val_fraction=0 there is no "
+            "validation split, so give test videos (data.test_fraction above 0, or `test` in "
+            "the `split` column)"
+        )
 
 
 def _given_split_reason(split: str) -> str:
     return (
         f"the annotations' `split` column marks no video `{split}`; mark at least one video "
         f"`{split}`"
+    )
+
+
+def _given_val_reason(train_videos: int, cfg: DataConfig) -> str:
+    return (
+        f"the annotations' `split` column marks no video `val`, and data.val_fraction="
+        f"{cfg.val_fraction} carved none out of the {train_videos} training videos (stratified "
+        f"by label, every label keeping one video in train); mark at least one video `val`, "
+        f"add training videos, or set data.val_fraction: 0 to train train.epochs epochs "
+        f"without early stopping"
     )
 
 
@@ -147,8 +172,8 @@ def _assigned_split_reason(annotations: Annotations, cfg: DataConfig) -> str:
         f"{len(annotations.items)} videos in {len(per_class)} labels, {single} of them with a "
         f"single video (which can only be in train)"
     )
-    if cfg.val_fraction == 0:
-        return f"{how}. Set data.val_fraction above 0, or give every video a split"
+    if cfg.val_fraction == 0:  # only reached for an empty training split
+        return f"{how}. Give every video a split"
     return (
         f"{how}. Add videos (more than one per label), or give every video a split: a `split` "
         f"column (train/val/test) in the annotations CSV"
@@ -162,16 +187,45 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
         loaded, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed
     )
     check_splits(annotations, given, cfg.data)
+    _log_validation(loaded, annotations, given, cfg)
     spec = spec_from_config(cfg)
     missing: list[str] = []
     load = feature_loader(FeatureStore(cfg.features.store), spec, missing)
     splits = {name: build_samples(annotations, name, load) for name in ("train", "val", "test")}
-    if not splits["train"] or not splits["val"]:
+    has_val = any(item.split == "val" for item in annotations.items)
+    if (
+        not splits["train"]
+        or (has_val and not splits["val"])
+        or not (splits["val"] or splits["test"])
+    ):
         raise MissingFeatures(
             f"no usable training or validation videos ({len(missing)} without features); "
             f"run `vidtag extract` with the same config first"
         )
     return annotations, splits, spec, missing
+
+
+def _log_validation(
+    loaded: Annotations, annotations: Annotations, given: bool, cfg: Config
+) -> None:
+    """Say where the validation videos came from and whether early stopping is on."""
+    val = sum(item.split == "val" for item in annotations.items)
+    if not val:
+        log.info(
+            "no validation videos (data.val_fraction=0): training %d epochs without early "
+            "stopping and keeping the last epoch's weights",
+            cfg.train.epochs,
+        )
+        return
+    carved = given and not any(item.split == "val" for item in loaded.items)
+    source = (
+        f"carved out of the training videos by data.val_fraction={cfg.data.val_fraction}"
+        if carved
+        else "from the annotations' `split` column"
+        if given
+        else f"assigned by data.val_fraction={cfg.data.val_fraction}"
+    )
+    log.info("validation: %d videos %s; early stopping on", val, source)
 
 
 @dataclass
@@ -197,11 +251,18 @@ class TrainingSetup:
     def checkpoint(self) -> Path:
         return checkpoint_path(self.cfg, self.fingerprint)
 
+    @property
+    def early_stopping(self) -> bool:
+        """Early stopping on the validation videos; off when there are none
+        (``data.val_fraction: 0``): a fixed number of epochs, the last one kept."""
+        return bool(self.splits["val"])
+
     def tags(self) -> dict[str, str]:
         return {
             "task": self.task.name,
             "extractor_key": self.spec.key(),
             "dataset_fingerprint": self.fingerprint,
+            "early_stopping": "on" if self.early_stopping else "off",
         }
 
 
@@ -254,7 +315,7 @@ def fit_or_restore(
     )
     spec = FitSpec(
         model=setup.model, task=setup.task, train_loader=setup.loaders["train"],
-        val_loader=setup.loaders["val"], cfg=cfg.train, num_classes=len(classes),
+        val_loader=setup.loaders.get("val"), cfg=cfg.train, num_classes=len(classes),
         device=setup.device, class_weights=weights, checkpoint=setup.checkpoint, resume=resume,
         on_epoch=report, run_config=cfg.flat(),
     )  # fmt: skip
@@ -330,4 +391,5 @@ def run_training(
         skipped_videos=setup.missing,
         promotion=decision.decision if decision else None,
         promotion_reason=decision.reason if decision else None,
+        early_stopping=setup.early_stopping,
     )

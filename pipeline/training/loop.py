@@ -52,6 +52,7 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    early_stopping: bool = True  # False: no validation loader, every epoch run, the last kept
 
 
 @dataclass
@@ -61,7 +62,7 @@ class FitSpec:
     model: nn.Module  # a ``models.rnn`` model of ``task``
     task: Task
     train_loader: DataLoader
-    val_loader: DataLoader
+    val_loader: DataLoader | None  # None: no early stopping, the last epoch's weights kept
     cfg: TrainConfig
     num_classes: int
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -135,7 +136,10 @@ def evaluate(
 
 
 def fit(spec: FitSpec) -> FitResult:
-    """Train with early stopping; on return ``spec.model`` holds the best validation weights."""
+    """Train with early stopping; on return ``spec.model`` holds the best validation weights.
+
+    With no ``val_loader`` it trains exactly ``cfg.epochs`` epochs, each the "best" so far, and
+    keeps the last one's weights; the rows then hold ``train_loss`` only."""
     cfg, model = spec.cfg, spec.model
     weights = None if spec.class_weights is None else spec.class_weights.to(spec.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -146,12 +150,18 @@ def fit(spec: FitSpec) -> FitResult:
         train_loss = train_one_epoch(
             model, spec.train_loader, optimizer, spec.task, spec.device, cfg.grad_clip, weights
         )
-        result = evaluate(model, spec.val_loader, spec.task, spec.num_classes, spec.device, weights)
-        row = {"train_loss": train_loss, "val_loss": result.loss}
-        row.update({f"val_{k}": v for k, v in result.metrics.items()})
-        score = spec.task.selection_score(result.metrics)
-        _record_epoch(state, model, epoch, row, score, result.loss)
-        state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
+        if spec.val_loader is None:
+            row = {"train_loss": train_loss}
+            _record_epoch(state, model, epoch, row, None, math.nan)
+        else:
+            result = evaluate(
+                model, spec.val_loader, spec.task, spec.num_classes, spec.device, weights
+            )
+            row = {"train_loss": train_loss, "val_loss": result.loss}
+            row.update({f"val_{k}": v for k, v in result.metrics.items()})
+            score = spec.task.selection_score(result.metrics)
+            _record_epoch(state, model, epoch, row, score, result.loss)
+            state["stopped"] = epoch - state["best_epoch"] >= cfg.patience > 0
         if spec.checkpoint is not None:  # first: a failing `on_epoch` must not lose the epoch
             save_checkpoint(spec.checkpoint, model, optimizer, state, spec.run_config)
         if spec.on_epoch is not None:
@@ -165,6 +175,7 @@ def fit(spec: FitSpec) -> FitResult:
         epochs_run=state["epoch"],
         history=state["history"],
         stopped_early=state["epoch"] < cfg.epochs,
+        early_stopping=spec.val_loader is not None,
     )
 
 
@@ -186,15 +197,19 @@ def _record_epoch(
     model: nn.Module,
     epoch: int,
     row: dict[str, float],
-    score: float,
+    score: float | None,
     loss: float,
 ) -> None:
+    """``score`` None: no validation, so this (latest) epoch is the one kept."""
     state["history"].append(row)
     # Small validation sets saturate the metric early: among equal scores, the lower
     # validation loss wins (a better-calibrated model, not just the first to get there).
-    if (score, -loss) > (state["best_score"], -state["best_loss"]):
+    if score is None or (score, -loss) > (state["best_score"], -state["best_loss"]):
         state.update(
-            best_score=score, best_loss=loss, best_epoch=epoch, best_model=_copy_state(model)
+            best_score=math.nan if score is None else score,
+            best_loss=loss,
+            best_epoch=epoch,
+            best_model=_copy_state(model),
         )
     state["epoch"] = epoch
 
