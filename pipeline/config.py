@@ -103,6 +103,12 @@ class TrainConfig(Section):
     patience: int = Field(8, ge=0, description="epochs without improvement before stopping")
     seed: int = 0
     class_weights: bool = False
+    smooth_weight: float = Field(
+        0.0,
+        ge=0,
+        description="frame models: weight of MS-TCN's smoothing loss (truncated MSE of "
+        "neighbouring steps' log-probabilities); 0: off",
+    )
     device: str = "auto"
     checkpoint_dir: Path = Path("checkpoints")
 

@@ -247,3 +247,27 @@ def test_without_validation_every_epoch_runs_and_the_last_is_kept(tmp_path: Path
     for name, value in data["model"].items():  # the kept weights are the last epoch's
         assert torch.equal(data["best_model"][name], value)
         assert torch.equal(model.state_dict()[name], value)
+
+
+def test_evaluate_and_training_add_the_smoothing_loss_for_frame_models() -> None:
+    from pipeline.training.loop import train_one_epoch
+    from pipeline.training.task import smoothing_loss
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    samples = [
+        Sample(f"v{i}", rng.normal(size=(n, DIM)).astype(np.float32), np.zeros(n, np.int64))
+        for i, n in enumerate((5, 9, 7))
+    ]
+    model = FRAME.build_model(DIM, 3, RNNConfig(hidden=8, layers=1, dropout=0.0))
+    loader = _loader(samples, False)  # one batch of 3
+    cpu = torch.device("cpu")
+    plain = evaluate(model, loader, FRAME, 3, cpu).loss
+    smoothed = evaluate(model, loader, FRAME, 3, cpu, smooth_weight=0.5).loss
+    batch = next(iter(loader))
+    with torch.no_grad():
+        smooth = float(smoothing_loss(model(batch.x, batch.lengths), batch.mask))
+    assert smooth > 0 and smoothed == pytest.approx(plain + 0.5 * smooth, rel=1e-5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss of these weights
+    train_loss = train_one_epoch(model, loader, optimizer, FRAME, cpu, smooth_weight=0.5)
+    assert train_loss == pytest.approx(smoothed, rel=1e-5)

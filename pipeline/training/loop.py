@@ -81,14 +81,16 @@ def train_one_epoch(
     device: torch.device,
     grad_clip: float | None = None,
     class_weights: torch.Tensor | None = None,
+    smooth_weight: float = 0.0,
 ) -> float:
-    """One pass over ``loader``; the mean training loss per video."""
+    """One pass over ``loader``; the mean training loss per video (``smooth_weight``: the
+    frame task's smoothing loss, :meth:`Task.loss`)."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
         logits = model(batch.x, batch.lengths)
-        loss = task.loss(logits, batch.y, class_weights)
+        loss = task.loss(logits, batch.y, class_weights, smooth_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -107,6 +109,7 @@ def evaluate(
     num_classes: int,
     device: torch.device,
     class_weights: torch.Tensor | None = None,
+    smooth_weight: float = 0.0,
 ) -> EvalResult:
     """Loss, the task's metrics and every video's truth, prediction and probabilities."""
     model.eval()
@@ -116,7 +119,8 @@ def evaluate(
     for batch in loader:
         batch = batch.to(device)
         logits = model(batch.x, batch.lengths)
-        total += float(task.loss(logits, batch.y, class_weights)) * len(batch.lengths)
+        loss = task.loss(logits, batch.y, class_weights, smooth_weight)
+        total += float(loss) * len(batch.lengths)
         count += len(batch.lengths)
         probs = logits.float().softmax(-1).cpu().numpy()  # (B, C) or (B, T, C)
         targets = batch.y.cpu().numpy()
@@ -148,15 +152,17 @@ def fit(spec: FitSpec) -> FitResult:
     for epoch in range(first, cfg.epochs + 1):
         _set_sampler_epoch(spec.train_loader, epoch)
         train_loss = train_one_epoch(
-            model, spec.train_loader, optimizer, spec.task, spec.device, cfg.grad_clip, weights
-        )
+            model, spec.train_loader, optimizer, spec.task, spec.device, cfg.grad_clip, weights,
+            cfg.smooth_weight,
+        )  # fmt: skip
         if spec.val_loader is None:
             row = {"train_loss": train_loss}
             _record_epoch(state, model, epoch, row, None, math.nan)
         else:
             result = evaluate(
-                model, spec.val_loader, spec.task, spec.num_classes, spec.device, weights
-            )
+                model, spec.val_loader, spec.task, spec.num_classes, spec.device, weights,
+                cfg.smooth_weight,
+            )  # fmt: skip
             row = {"train_loss": train_loss, "val_loss": result.loss}
             row.update({f"val_{k}": v for k, v in result.metrics.items()})
             score = spec.task.selection_score(result.metrics)

@@ -60,10 +60,16 @@ class Task:
         return build_model(self.name, input_dim, num_classes, cfg)
 
     def loss(
-        self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        smooth_weight: float = 0.0,
     ) -> torch.Tensor:
         """Mean cross-entropy over the batch's targets; padded steps (``IGNORE_INDEX``) count
-        for nothing. ``weight``: optional (C,) class weights on ``logits``' device."""
+        for nothing. ``weight``: optional (C,) class weights on ``logits``' device.
+        ``smooth_weight``: the frame task adds that much :func:`smoothing_loss`; clip models
+        have no neighbouring steps and ignore it."""
         import torch.nn.functional as F
 
         from pipeline.data.datasets import IGNORE_INDEX
@@ -129,6 +135,20 @@ class FrameTask(Task):
     target_dims = 2
     background_ids = (0,)  # annotations put the background label first
 
+    def loss(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        smooth_weight: float = 0.0,
+    ) -> torch.Tensor:
+        from pipeline.data.datasets import IGNORE_INDEX
+
+        loss = super().loss(logits, targets, weight)
+        if smooth_weight:
+            loss = loss + smooth_weight * smoothing_loss(logits, targets != IGNORE_INDEX)
+        return loss
+
     def video_result(self, probs: np.ndarray, target: np.ndarray, length: int) -> VideoResult:
         steps = probs[:length]  # (T, C) without padding
         return VideoResult(target[:length], steps.argmax(-1), steps)
@@ -146,6 +166,34 @@ class FrameTask(Task):
 
     def batch_outputs(self, probs: list[np.ndarray]) -> list[np.ndarray]:
         return probs
+
+
+SMOOTH_TAU = 4.0  # MS-TCN's truncation of the log-probability differences
+
+
+def smoothing_loss(
+    logits: torch.Tensor, valid: torch.Tensor, tau: float = SMOOTH_TAU
+) -> torch.Tensor:
+    """MS-TCN's smoothing loss: the truncated MSE between the log-probabilities of neighbouring
+    steps, ``min((log p[t] - log p[t-1])**2, tau**2)`` with ``log p[t-1]`` detached (each step
+    is pulled towards the one before it, not the other way round), averaged over the classes
+    and over the step pairs where both steps are valid.
+
+    ``logits`` (B, T, C); ``valid`` (B, T) bool, True on real (unpadded) steps. Exact under
+    padding: padded logits are replaced before the softmax, so whatever they hold (even inf or
+    nan) changes neither the value nor any gradient, and no pair touching a padded step counts.
+    A batch with no valid pair gives 0 (still attached to ``logits``' graph).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    clean = logits.float().masked_fill(~valid[..., None], 0.0)  # (B, T, C)
+    log_probs = F.log_softmax(clean, dim=-1)  # (B, T, C)
+    diff = log_probs[:, 1:] - log_probs[:, :-1].detach()  # (B, T-1, C)
+    per_pair = diff.pow(2).clamp(max=tau**2).mean(-1)  # (B, T-1)
+    pairs = valid[:, 1:] & valid[:, :-1]  # (B, T-1)
+    total = torch.where(pairs, per_pair, torch.zeros_like(per_pair)).sum()
+    return total / pairs.sum().clamp(min=1)
 
 
 CLIP = ClipTask()
