@@ -200,6 +200,7 @@ def _frame_cfg(tmp_path: Path, **sets: object):
     )
 
 
+@pytest.mark.slow
 def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog) -> None:
     from mlflow import MlflowClient
 
@@ -216,6 +217,7 @@ def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog
     assert run.data.tags["early_stopping"] == "on" and "val_loss" in run.data.metrics
 
 
+@pytest.mark.slow
 def test_val_fraction_zero_trains_every_epoch_and_keeps_the_last(tmp_path, caplog) -> None:
     from mlflow import MlflowClient
 
