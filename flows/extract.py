@@ -18,7 +18,7 @@ from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
-from pipeline.features.extract import extract_one, get_extractor
+from pipeline.features.extract import already_stored, extract_one, get_extractor
 from pipeline.features.spec import spec_from_config
 from pipeline.features.store import FeatureStore
 from pipeline.jobs import JobSummary, VideoRecord
@@ -41,20 +41,32 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
     videos = discover_videos(config.data.videos, config.data.extensions)
     reporter().videos(len(videos))
     spec = spec_from_config(config)
-    # Built once before any video (local tasks reuse it): a bad backbone or weights that cannot
-    # be fetched is one error, whatever started the flow, not one failure per video.
-    get_extractor(spec, config)
-    FeatureStore(config.features.store).write_spec(spec.key(), spec.to_dict())
-    summary = JobSummary(job="extract", extractor_key=spec.key())
-    # runner.kind picks the runner at run time (CLI, subflow of train, deployments alike).
-    with task_mapper(config) as map_tasks:
-        futures = map_tasks(
-            extract_video_task, video=[str(v) for v in videos], config=unmapped(config)
-        )
-        for video, future in zip(videos, futures, strict=True):
-            record = collect(future, VideoRecord(str(video), "failed"))
-            summary.add(record)
+    store = FeatureStore(config.features.store)
+    # Stored videos are skipped here, before any task is mapped: nothing to do costs no task run.
+    records: dict[int, VideoRecord] = {}  # by position: a manifest may list a video twice
+    for index, video in enumerate(videos):
+        if (record := already_stored(video, store, spec.key())) is not None:
+            records[index] = record
             reporter().video_done(record)
+    pending = [index for index in range(len(videos)) if index not in records]
+    if pending:
+        # Built once before any video (local tasks reuse it): a bad backbone or weights that
+        # cannot be fetched is one error, whatever started the flow, not one failure per video.
+        get_extractor(spec, config)
+        store.write_spec(spec.key(), spec.to_dict())
+        # runner.kind picks the runner at run time (CLI, subflow of train, deployments alike).
+        with task_mapper(config) as map_tasks:
+            futures = map_tasks(
+                extract_video_task,
+                video=[str(videos[i]) for i in pending],
+                config=unmapped(config),
+            )
+            for index, future in zip(pending, futures, strict=True):
+                records[index] = collect(future, VideoRecord(str(videos[index]), "failed"))
+                reporter().video_done(records[index])
+    summary = JobSummary(job="extract", extractor_key=spec.key())
+    for index in range(len(videos)):  # in discovery order, skipped or not
+        summary.add(records[index])
     create_table_artifact(
         key="extract-summary", table=summary.rows(), description=summary.markdown()
     )

@@ -20,7 +20,7 @@ from flows.common import collect, per_video_task
 from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.jobs import JobSummary, VideoRecord
-from pipeline.labeling.folder import label_one, plan_folder
+from pipeline.labeling.folder import already_labelled, label_one, plan_folder
 from pipeline.labeling.outputs import (
     INDEX_HTML,
     SUMMARY_COLUMNS,
@@ -83,20 +83,31 @@ def label_folder(
     check_spec(loaded.model.spec)
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # Labelled videos are skipped here, before any task is mapped: they cost no task run.
+    records: dict[int, VideoRecord] = {}
+    for index, video in enumerate(videos):
+        skipped = already_labelled(video.path, video.relative, video.base, out, cfg, loaded)
+        if skipped is not None:
+            records[index] = skipped
+            reporter().video_done(skipped)
+    positions = [i for i in range(len(videos)) if i not in records]
+    pending = [videos[i] for i in positions]
+    if pending:
+        # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
+        with task_mapper(cfg) as map_tasks:
+            futures = map_tasks(
+                label_video_task, video=[str(v.path) for v in pending],
+                relative=[v.relative for v in pending], base=[v.base for v in pending],
+                output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
+                source=unmapped(pinned), tracking=unmapped(tracking),
+            )  # fmt: skip
+            for index, video, future in zip(positions, pending, futures, strict=True):
+                failed = VideoRecord(video.relative, "failed", path=str(video.path))
+                records[index] = collect(future, failed)
+                reporter().video_done(records[index])
     summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
-    # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
-    with task_mapper(cfg) as map_tasks:
-        futures = map_tasks(
-            label_video_task, video=[str(v.path) for v in videos],
-            relative=[v.relative for v in videos], base=[v.base for v in videos],
-            output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
-            source=unmapped(pinned), tracking=unmapped(tracking),
-        )  # fmt: skip
-        for video, future in zip(videos, futures, strict=True):
-            failed = VideoRecord(video.relative, "failed", path=str(video.path))
-            record = collect(future, failed)
-            summary.add(record)
-            reporter().video_done(record)
+    for index in range(len(videos)):  # in discovery order, skipped or not
+        summary.add(records[index])
     return _finish(summary, out, loaded.describe(), print_summary)
 
 

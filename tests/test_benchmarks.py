@@ -53,3 +53,12 @@ def test_extract_benchmark_prints_every_measure_and_the_ratios(tmp_path: Path) -
 def test_train_benchmark_prints_both_ratios(tmp_path: Path, args: list[str]) -> None:
     lines = _run("train.py", args, tmp_path)
     assert re.fullmatch(r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+", lines[-1])
+
+
+def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
+    lines = _run("startup.py", ["--repeats", "1", "--videos", "1"], tmp_path)
+    assert lines[0].startswith("measure") and len(lines) == 8, lines
+    names = ["vidtag --help", "import prefect", "import mlflow", "import torch", "import cv2",
+             "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
+    for line, name in zip(lines[1:], names, strict=True):
+        assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line

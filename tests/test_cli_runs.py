@@ -111,3 +111,38 @@ def test_extract_of_one_video_says_video_and_prints_plain_lines(
     assert f"1/1 ok {videos / source.name}" in result.output
     bars = [line for line in result.output.splitlines() if "━" in line and "/" in line]
     assert bars == []  # no bar ("videos ━━━ 1/1 0:00:01") drawn into a non-terminal
+
+
+@pytest.mark.slow
+def test_extract_never_imports_mlflow(prefect_api, index_videos, tmp_path) -> None:
+    """`vidtag extract` run end to end in a fresh process (on this session's Prefect API): the
+    import chain of the command and everything the flow does leave mlflow unimported."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.conftest import REPO
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    source = next(iter(index_videos.values()))
+    shutil.copy(source, videos / source.name)
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(tiny_config(tmp_path, videos, None, "clip").to_yaml())
+    script = (
+        "import sys\nfrom pipeline.cli.app import app\n"
+        "try:\n    app(['extract', '-c', sys.argv[1]])\nexcept SystemExit as end:\n"
+        "    assert not end.code, end.code\n"
+        "print('flow ran; mlflow imported:', 'mlflow' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(config_file)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1/1 ok" in result.stdout
+    assert "flow ran; mlflow imported: False" in result.stdout, result.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.features.extract import extract_one, get_extractor, stored_features
+from pipeline.features.extract import already_stored, extract_one, get_extractor, stored_features
 from pipeline.features.spec import spec_from_config
 from pipeline.features.store import HEADER_KEY, FeatureStore, _metadata
 from pipeline.progress import reporting
@@ -60,6 +60,18 @@ def test_a_damaged_entry_is_extracted_again(cfg, index_videos) -> None:
     path.write_bytes(path.read_bytes()[:100])
     again = extract_one(video, cfg)
     assert again.status == "ok" and again.frames == SAMPLES
+
+
+def test_already_stored_is_the_skipped_record_extract_one_gives(cfg, index_videos, tmp_path):
+    video = index_videos["lossless"]
+    store, key = FeatureStore(cfg.features.store), spec_from_config(cfg).key()
+    assert already_stored(video, store, key) is None
+    extract_one(video, cfg)
+    assert already_stored(video, store, key) == extract_one(video, cfg)
+    assert already_stored(tmp_path / "missing.mp4", store, key) is None  # its task will say why
+    path = store.path_for(store.video_key(video), key)
+    path.write_bytes(path.read_bytes()[:100])
+    assert already_stored(video, store, key) is None
 
 
 def test_the_extractor_is_built_once_per_spec_and_settings(cfg) -> None:

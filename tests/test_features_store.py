@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.features.store import HEADER_KEY, FeatureStore, StoreCorruptError, _metadata
 from pipeline.video.decode import VideoInfo
-from tests.helpers_store import X1, put_entry
+from tests.helpers_store import OTHER, X1, put_entry
 
 
 def test_round_trip_keeps_arrays_and_header(tmp_path: Path) -> None:
@@ -90,6 +90,38 @@ def test_damaged_files_are_detected_and_discarded(tmp_path: Path, damage: str) -
         store.get("v" * 64, X1)
     assert store.get_or_discard("v" * 64, X1) is None
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "stored"),
+    [("none", True), ("missing", False), ("truncate", False), ("extend", False), ("empty", False),
+     ("garbage", False), ("header_digit", False), ("renamed", False), ("flip", True)],
+)  # fmt: skip
+def test_has_checks_the_file_from_its_header_alone(tmp_path: Path, damage: str, stored) -> None:
+    store = FeatureStore(tmp_path)
+    path = put_entry(store)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[:-1]
+    elif damage == "extend":
+        data += b"\0"
+    elif damage == "empty":
+        data = bytearray()
+    elif damage == "garbage":
+        data = bytearray(os.urandom(200))
+    elif damage == "header_digit":
+        at = bytes(data).index(b"resnet18") + len("resnet")
+        data[at : at + 2] = b"50"
+    elif damage == "flip":  # inside the arrays: only reading them notices (read_entry, verify)
+        data[-3] ^= 0xFF
+    if damage == "missing":
+        path.unlink()
+    elif damage == "renamed":  # a whole entry, filed under another video's key
+        path.rename(store.path_for("w" * 64, X1))
+    else:
+        path.write_bytes(bytes(data))
+    assert store.has("v" * 64, X1) is stored
+    assert store.has("v" * 64, OTHER) is False
 
 
 def test_video_key_is_content_hash_and_follows_moves_and_edits(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pipeline.cli.app import app
 from pipeline.features.store import FeatureStore
 from pipeline.features.store_admin import verify
 from tests.conftest import REPO, tiny_config
+from tests.helpers_flows import task_runs
 
 
 def _run(cfg):
@@ -42,6 +43,30 @@ def test_extract_then_rerun_skips_everything(prefect_api, clip_dataset: Path, tm
     assert time.perf_counter() - started < 30
     store = FeatureStore(cfg.features.store)
     assert len(list(store.entries())) == count and not verify(store).corrupt
+
+
+@pytest.mark.slow
+def test_stored_videos_cost_no_task_run(prefect_api, clip_dataset: Path, tmp_path: Path):
+    from flows.extract import extract_features
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    videos = _videos(clip_dataset)
+    for video in videos[:2]:
+        shutil.copy(video, folder / video.name)
+    cfg = tiny_config(tmp_path, folder, None, "clip")
+
+    def run() -> tuple[dict, int]:
+        state = extract_features(cfg, print_summary=False, return_state=True)
+        return state.result(), len(task_runs(state.state_details.flow_run_id))
+
+    assert run()[0]["ok"] == 2
+    summary, runs = run()
+    assert runs == 0 and (summary["ok"], summary["skipped"]) == (0, 2)
+    assert [r["status"] for r in summary["records"]] == ["skipped", "skipped"]
+    shutil.copy(videos[2], folder / "zz_new.mp4")
+    summary, runs = run()
+    assert runs == 1 and [r["status"] for r in summary["records"]] == ["skipped"] * 2 + ["ok"]
 
 
 @pytest.mark.slow

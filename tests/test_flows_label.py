@@ -247,3 +247,34 @@ def test_an_unknown_model_is_one_clear_error(labelled: Labelled, tmp_path) -> No
         "--out", str(tmp_path), "-c", str(labelled.trained.config_file),
     )  # fmt: skip
     assert result.exit_code == 2 and "no-such-model" in result.output, result.output
+
+
+def test_labelled_videos_cost_no_task_run(prefect_api, clip_dataset: Path, tmp_path) -> None:
+    from flows.label import label_folder
+    from tests.conftest import tiny_config
+    from tests.helpers_flows import random_model, task_runs
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    videos = sorted(clip_dataset.rglob("*.mp4"))
+    for video in videos[:2]:
+        shutil.copy(video, folder / video.name)
+    cfg = tiny_config(tmp_path, folder, None, "clip")
+    model = random_model(cfg, tmp_path / "model")
+
+    def run() -> tuple[dict, int]:
+        state = label_folder(
+            str(folder), str(model), str(out), cfg, print_summary=False, return_state=True
+        )
+        return state.result(), len(task_runs(state.state_details.flow_run_id))
+
+    first, _ = run()
+    assert first["ok"] == 2
+    summary, runs = run()
+    assert runs == 0 and (summary["ok"], summary["skipped"]) == (0, 2)
+    assert [r["label"] for r in summary["records"]] == [r["label"] for r in first["records"]]
+    assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}
+    shutil.copy(videos[2], folder / "zz_new.mp4")
+    summary, runs = run()
+    assert runs == 1 and [r["status"] for r in summary["records"]] == ["skipped"] * 2 + ["ok"]
+    assert summary_rows(out)["zz_new.mp4"]["status"] == "ok"

@@ -10,6 +10,7 @@ import pytest
 
 from flows.runner import RunnerError, check_runner, task_runner_for
 from tests.conftest import tiny_config
+from tests.helpers_flows import random_model, task_runs
 
 VIDEOS = 6
 
@@ -29,20 +30,6 @@ def _features(cfg) -> dict[str, np.ndarray]:
     return {e.video_key: read_entry(e.path).features.astype(np.float32) for e in store.entries()}
 
 
-def _random_model(cfg, folder: Path) -> Path:
-    """A random-init clip model folder with ``cfg``'s extractor spec (labelling needs one)."""
-    import torch
-
-    from models.rnn import build_model, model_config_dict
-    from pipeline.features import spec_from_config
-    from pipeline.tracking.model_io import save_model_dir
-
-    torch.manual_seed(0)
-    module = build_model("clip", 512, 3, cfg.model)
-    config = model_config_dict(module)
-    return save_model_dir(folder, module, config, spec_from_config(cfg), ["a", "b", "c"], None)
-
-
 def _label_files(folder: Path) -> dict[str, bytes]:
     import json
 
@@ -52,15 +39,6 @@ def _label_files(folder: Path) -> dict[str, bytes]:
         doc.pop("created_at", None)
         files[path.relative_to(folder).as_posix()] = doc
     return files
-
-
-def _task_runs(flow_run_id) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        return client.read_task_runs(flow_run_filter=runs_filter)
 
 
 @pytest.mark.slow
@@ -81,14 +59,14 @@ def test_dask_matches_local_for_extraction_and_labelling(on_prefect_server, smal
     summary = state.result()
     assert (summary["ok"], summary["failed"]) == (VIDEOS, 0), summary
     # The workers reported their task runs to the shared server, inside this flow run.
-    task_runs = _task_runs(state.state_details.flow_run_id)
-    assert len(task_runs) == VIDEOS and all(r.state.is_completed() for r in task_runs)
+    runs = task_runs(state.state_details.flow_run_id)
+    assert len(runs) == VIDEOS and all(r.state.is_completed() for r in runs)
     expected, got = _features(local), _features(dask)
     assert expected.keys() == got.keys() and len(got) == VIDEOS
     for key, features in expected.items():
         np.testing.assert_allclose(got[key], features, rtol=1e-2, atol=2e-3)
 
-    model = _random_model(local, tmp_path / "model")
+    model = random_model(local, tmp_path / "model")
     outputs = {}
     for name, cfg in (("local", local), ("dask", dask)):
         out = tmp_path / f"labels_{name}"

@@ -14,6 +14,6 @@ __all__, __getattr__, __dir__ = lazy_surface(
     extractor="FeatureExtractor extract_video",
     backbones="BackboneError",
     store="FeatureStore StoredFeatures StoreCorruptError read_entry",
-    extract="extract_one get_extractor stored_features",
+    extract="extract_one get_extractor stored_features already_stored",
     store_admin="StoreAdminError open_store usage verify gc",
 )

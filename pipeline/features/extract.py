@@ -55,6 +55,28 @@ def extract_one(video: str | Path, cfg: Config, spec: ExtractorSpec | None = Non
     return stored_features(video, cfg, spec)[0]
 
 
+def already_stored(
+    video: str | Path, store: FeatureStore, extractor_key: str
+) -> VideoRecord | None:
+    """The ``skipped`` record of ``video`` when its features are stored, else None (cheap:
+    the content hash from the store's hash cache, the entry's header; no arrays, no lock).
+
+    What a flow asks before mapping its tasks, so that stored videos cost no task run; a
+    video it cannot decide on (missing, unreadable) is None, and its task says why.
+    """
+    if not Path(video).is_file():
+        return None  # missing, a folder: its task fails with the reason
+    try:
+        video_key = store.video_key(video)
+    except Exception:  # noqa: BLE001 - unreadable, empty: the task raises it again, reports it
+        return None
+    return _skipped(video, video_key) if store.has(video_key, extractor_key) else None
+
+
+def _skipped(video: str | Path, video_key: str) -> VideoRecord:
+    return VideoRecord(str(video), "skipped", video_key=video_key)
+
+
 def stored_features(
     video: str | Path, cfg: Config, spec: ExtractorSpec | None = None
 ) -> tuple[VideoRecord, StoredFeatures]:
@@ -64,11 +86,11 @@ def stored_features(
     video = Path(video)
     video_key = store.video_key(video)
     if (entry := store.get_or_discard(video_key, spec.key())) is not None:
-        return VideoRecord(str(video), "skipped", video_key=video_key), entry
+        return _skipped(video, video_key), entry
     # Another run may be extracting this video right now: wait for it, then reuse its file.
     with claim(lock_path_for(store.path_for(video_key, spec.key()))):
         if (entry := store.get_or_discard(video_key, spec.key())) is not None:
-            return VideoRecord(str(video), "skipped", video_key=video_key), entry
+            return _skipped(video, video_key), entry
         return _extract_and_store(video, video_key, cfg, spec, store)
 
 

@@ -198,6 +198,29 @@ class FeatureStore:
             return None
         return read_entry(path)
 
+    def has(self, video_key: str, extractor_key: str) -> bool:
+        """Whether a whole entry is stored, read from its header alone (cheap: no arrays).
+
+        True when the file exists, its header parses, names this entry, passes its checksum
+        and the file is as long as the header says. The arrays' checksum is checked when they
+        are read (:func:`read_entry`) and by ``vidtag store verify``.
+        """
+        path = self.path_for(video_key, extractor_key)
+        try:
+            with open(path, "rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                raw = json.loads(handle.read(length)) if 0 < length < 100_000_000 else {}
+                size = handle.seek(0, 2)
+            header = json.loads(raw["__metadata__"][HEADER_KEY])
+            ends = [end for name, item in raw.items() if name != "__metadata__"
+                    for end in item["data_offsets"][1:]]  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return False
+        if "header_checksum" in header and _header_checksum(header) != header["header_checksum"]:
+            return False
+        named = (header.get("video_key"), header.get("extractor_key")) == (video_key, extractor_key)
+        return named and bool(ends) and size == 8 + length + max(ends)
+
     def get_or_discard(self, video_key: str, extractor_key: str) -> StoredFeatures | None:
         """Like :meth:`get`, but a corrupt file is deleted (so it gets recomputed) -> None."""
         try:

@@ -11,7 +11,7 @@ __all__, __getattr__, __dir__ = lazy_surface(
     __name__,
     segments="SegmentBuilder VideoLabels",
     predict="get_model check_spec label_video predict_table",
-    folder="plan_folder label_one",
+    folder="plan_folder label_one already_labelled",
     outputs="write_outputs",
     page="index_html",
 )

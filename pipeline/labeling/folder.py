@@ -3,7 +3,8 @@
 :func:`plan_folder` finds the videos under an input (folder, manifest or file) and gives each
 its path relative to the input and its output base (mirrored under the output folder);
 :func:`label_one` labels one of them unless its outputs are current (the skip rule: all three
-files exist for the same video content, model and options), under a claim so that two runs on
+files exist for the same video content, model and options; :func:`already_labelled`, which the
+flow also asks before mapping its tasks), under a claim so that two runs on
 one output folder never label a video twice.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.jobs import VideoRecord
 
 if TYPE_CHECKING:
+    from pipeline.labeling.outputs import OutputPaths
     from pipeline.labeling.predict import LoadedModel
 
 
@@ -95,53 +96,71 @@ def _casefold_duplicates(names: Iterable[str]) -> set[str]:
 # --- one video of a folder job: skip, label, write ---------------------------------------------
 
 
+def already_labelled(
+    video: Path, relative: str, base: str, output: Path, cfg: Config, loaded: LoadedModel
+) -> VideoRecord | None:
+    """The ``skipped`` record of ``video`` when its outputs are current (the skip rule), else
+    None: always None with ``cfg.label.overwrite``, or when the video cannot be hashed (its
+    task then says why). Cheap (the store's hash cache, one labels.json): what the flow asks
+    before mapping its tasks, so that labelled videos cost no task run.
+    """
+    from pipeline.features.store import FeatureStore
+    from pipeline.labeling.outputs import OutputPaths, current_document
+
+    if cfg.label.overwrite:
+        return None
+    paths = OutputPaths.at(output, base)
+    if not video.is_file():
+        return None  # missing, a folder: label_one fails with the reason
+    try:
+        video_sha = FeatureStore(cfg.features.store).video_key(video)
+    except Exception:  # noqa: BLE001 - label_one raises it again and the flow reports it
+        return None
+    doc = current_document(paths, video_sha, loaded.fingerprint, _options(cfg))
+    if doc is None:
+        return None
+    summary = doc["summary"]
+    return VideoRecord(
+        relative, "skipped", path=str(video), base=base, outputs=_outputs(paths, output),
+        label=summary["label"], score=summary["score"],
+    )  # fmt: skip
+
+
+def _options(cfg: Config) -> dict[str, Any]:
+    return {"min_segment_s": cfg.label.min_segment_s}
+
+
+def _outputs(paths: OutputPaths, output: Path) -> list[str]:
+    return [path.relative_to(output).as_posix() for path in paths]
+
+
 def label_one(
     video: Path, relative: str, base: str, output: Path, cfg: Config, loaded: LoadedModel
 ) -> VideoRecord:
     """Label ``video`` into ``output/<base>.*``: its record (status ok or skipped).
 
     Skipped when all three files exist for the same video content, model and options, unless
-    ``cfg.label.overwrite``. Raises for a bad video (the flow turns that into a failed row).
+    ``cfg.label.overwrite`` (:func:`already_labelled`). Raises for a bad video (the flow turns
+    that into a failed row).
     """
     from pipeline.claims import claim
-    from pipeline.features.store import FeatureStore
-    from pipeline.labeling.outputs import (
-        OutputPaths,
-        current_document,
-        labels_document,
-        write_outputs,
-    )
+    from pipeline.labeling.outputs import OutputPaths, labels_document, write_outputs
     from pipeline.labeling.predict import label_video
 
     started = time.perf_counter()
-    paths = OutputPaths.at(output, base)
-    options = {"min_segment_s": cfg.label.min_segment_s}
-    outputs = [path.relative_to(output).as_posix() for path in paths]
-    record = VideoRecord(relative, "ok", path=str(video), base=base, outputs=outputs)
-
-    def current() -> dict[str, Any] | None:
-        if cfg.label.overwrite:
-            return None
-        video_sha = FeatureStore(cfg.features.store).video_key(video)
-        return current_document(paths, video_sha, loaded.fingerprint, options)
-
-    def skipped(doc: dict[str, Any]) -> VideoRecord:
-        summary = doc["summary"]
-        return replace(record, status="skipped", label=summary["label"], score=summary["score"])
-
-    if (doc := current()) is not None:
-        return skipped(doc)
+    if (skipped := already_labelled(video, relative, base, output, cfg, loaded)) is not None:
+        return skipped
     # Two runs on one output folder: the second waits for a video in progress, then skips it.
     with claim(output / ".locks" / f"{hashlib.sha1(base.encode()).hexdigest()}.lock"):
-        if (doc := current()) is not None:
-            return skipped(doc)
+        if (skipped := already_labelled(video, relative, base, output, cfg, loaded)) is not None:
+            return skipped
+        paths = OutputPaths.at(output, base)
         video_sha, labels = label_video(video, cfg, loaded.model)
+        options = _options(cfg)
         doc = labels_document(relative, video, video_sha, labels, loaded.describe(), options)
         write_outputs(paths, doc)
-    return replace(
-        record,
-        label=labels.label,
-        score=labels.score,
-        frames=labels.sampled,
+    return VideoRecord(
+        relative, "ok", path=str(video), base=base, outputs=_outputs(paths, output),
+        label=labels.label, score=labels.score, frames=labels.sampled,
         seconds=time.perf_counter() - started,
-    )
+    )  # fmt: skip
