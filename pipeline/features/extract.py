@@ -59,7 +59,7 @@ def already_stored(
     video: str | Path, store: FeatureStore, extractor_key: str
 ) -> VideoRecord | None:
     """The ``skipped`` record of ``video`` when its features are stored, else None (cheap:
-    the content hash from the store's hash cache, the entry's header; no arrays, no lock).
+    the content hash from the store's hash cache, the entry read and checked; no lock).
 
     What a flow asks before mapping its tasks, so that stored videos cost no task run; a
     video it cannot decide on (missing, unreadable) is None, and its task says why.

@@ -199,27 +199,18 @@ class FeatureStore:
         return read_entry(path)
 
     def has(self, video_key: str, extractor_key: str) -> bool:
-        """Whether a whole entry is stored, read from its header alone (cheap: no arrays).
+        """Whether a whole, undamaged entry of this video and extractor is stored.
 
-        True when the file exists, its header parses, names this entry, passes its checksum
-        and the file is as long as the header says. The arrays' checksum is checked when they
-        are read (:func:`read_entry`) and by ``vidtag store verify``.
+        Read and checked as :meth:`get` does (an entry is small next to what a task run costs),
+        so a damaged or unreadable entry is not "stored": its video's task extracts it again or
+        reports why it cannot.
         """
-        path = self.path_for(video_key, extractor_key)
         try:
-            with open(path, "rb") as handle:
-                length = int.from_bytes(handle.read(8), "little")
-                raw = json.loads(handle.read(length)) if 0 < length < 100_000_000 else {}
-                size = handle.seek(0, 2)
-            header = json.loads(raw["__metadata__"][HEADER_KEY])
-            ends = [end for name, item in raw.items() if name != "__metadata__"
-                    for end in item["data_offsets"][1:]]  # fmt: skip
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            entry = self.get(video_key, extractor_key)
+        except (StoreCorruptError, OSError):
             return False
-        if "header_checksum" in header and _header_checksum(header) != header["header_checksum"]:
-            return False
-        named = (header.get("video_key"), header.get("extractor_key")) == (video_key, extractor_key)
-        return named and bool(ends) and size == 8 + length + max(ends)
+        named = (entry.header.get("video_key"), entry.header.get("extractor_key")) if entry else ()
+        return named == (video_key, extractor_key)
 
     def get_or_discard(self, video_key: str, extractor_key: str) -> StoredFeatures | None:
         """Like :meth:`get`, but a corrupt file is deleted (so it gets recomputed) -> None."""
