@@ -395,7 +395,7 @@ def ui(
     import shlex
     import sys
 
-    from pipeline.cli.runs import run_server
+    from pipeline.cli.server import run_server
     from pipeline.tracking.mlflow import require_store, resolve_uri, ui_command
 
     uri = resolve_uri(load(config, set_))

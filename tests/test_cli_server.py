@@ -68,3 +68,30 @@ def test_ui_server_stops_with_vidtag(tmp_path: Path, signum: int) -> None:
         for process in server:  # on failure: no server outlives the test
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+
+
+def test_stop_group_stops_the_leader_and_its_children_and_kills_the_stubborn() -> None:
+    from pipeline.cli.server import stop_group
+
+    # A leader with a child that ignores SIGTERM: the group is stopped, the child killed.
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    leader = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    child = psutil.Process(int(leader.stdout.readline()))
+    try:
+        started = time.monotonic()
+        stop_group(leader, grace_s=1.0)
+        assert leader.returncode is not None
+        child.wait(timeout=5)  # reaped by init once killed
+        assert not _alive(child)
+        assert time.monotonic() - started < 10
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
