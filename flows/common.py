@@ -1,6 +1,10 @@
-"""What the per-video flows share: the retry rule and reading a finished task's record."""
+"""What the per-video flows share: the retry rule, reading a finished task's record, and the
+records of a folder in order with the videos that have nothing to do skipped before mapping."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -8,6 +12,9 @@ from prefect.futures import PrefectFuture
 
 from pipeline.errors import UserError
 from pipeline.jobs import VideoRecord
+from pipeline.progress import reporter
+
+T = TypeVar("T")
 
 # OSErrors that a retry a second later cannot fix: a wrong path, a folder, no permission.
 PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -47,3 +54,28 @@ def per_video_task(name: str, run_name: str):
         retry_condition_fn=transient,
         cache_policy=NO_CACHE,
     )
+
+
+def records_in_order(
+    items: Sequence[T],
+    skipped: Callable[[T], VideoRecord | None],
+    run: Callable[[list[T]], Iterable[VideoRecord]],
+) -> list[VideoRecord]:
+    """One record per item, in the items' order, each reported as it is known.
+
+    ``skipped(item)`` is the record of an item with nothing to do (None: work to do): those cost
+    no task run. The rest go to ``run(pending)``, which yields their records in order (it maps
+    the tasks and collects each future), and only when there is any.
+    """
+    records: dict[int, VideoRecord] = {}  # by position: a manifest may list a video twice
+    for index, item in enumerate(items):
+        if (record := skipped(item)) is not None:
+            records[index] = record
+            reporter().video_done(record)
+    positions = [index for index in range(len(items)) if index not in records]
+    if positions:
+        pending = [items[index] for index in positions]
+        for index, record in zip(positions, run(pending), strict=True):
+            records[index] = record
+            reporter().video_done(record)
+    return [records[index] for index in range(len(items))]

@@ -6,6 +6,7 @@ small records, never arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task
+from flows.common import collect, per_video_task, records_in_order
 from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.data.discovery import discover_videos
@@ -42,14 +43,8 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
     reporter().videos(len(videos))
     spec = spec_from_config(config)
     store = FeatureStore(config.features.store)
-    # Stored videos are skipped here, before any task is mapped: nothing to do costs no task run.
-    records: dict[int, VideoRecord] = {}  # by position: a manifest may list a video twice
-    for index, video in enumerate(videos):
-        if (record := already_stored(video, store, spec.key())) is not None:
-            records[index] = record
-            reporter().video_done(record)
-    pending = [index for index in range(len(videos)) if index not in records]
-    if pending:
+
+    def run(pending: list[Path]) -> Iterator[VideoRecord]:
         # Built once before any video (local tasks reuse it): a bad backbone or weights that
         # cannot be fetched is one error, whatever started the flow, not one failure per video.
         get_extractor(spec, config)
@@ -57,16 +52,16 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
         # runner.kind picks the runner at run time (CLI, subflow of train, deployments alike).
         with task_mapper(config) as map_tasks:
             futures = map_tasks(
-                extract_video_task,
-                video=[str(videos[i]) for i in pending],
-                config=unmapped(config),
+                extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
             )
-            for index, future in zip(pending, futures, strict=True):
-                records[index] = collect(future, VideoRecord(str(videos[index]), "failed"))
-                reporter().video_done(records[index])
+            for video, future in zip(pending, futures, strict=True):
+                yield collect(future, VideoRecord(str(video), "failed"))
+
+    # Stored videos are skipped before any task is mapped: nothing to do costs no task run.
+    records = records_in_order(videos, lambda v: already_stored(v, store, spec.key()), run)
     summary = JobSummary(job="extract", extractor_key=spec.key())
-    for index in range(len(videos)):  # in discovery order, skipped or not
-        summary.add(records[index])
+    for record in records:  # in discovery order, skipped or not
+        summary.add(record)
     create_table_artifact(
         key="extract-summary", table=summary.rows(), description=summary.markdown()
     )

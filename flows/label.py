@@ -8,6 +8,7 @@ tasks pass paths and small records, never arrays. The model is loaded once per p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,11 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task
+from flows.common import collect, per_video_task, records_in_order
 from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.jobs import JobSummary, VideoRecord
-from pipeline.labeling.folder import already_labelled, label_one, plan_folder
+from pipeline.labeling.folder import PlannedVideo, already_labelled, label_one, plan_folder
 from pipeline.labeling.outputs import (
     INDEX_HTML,
     SUMMARY_COLUMNS,
@@ -83,16 +84,11 @@ def label_folder(
     check_spec(loaded.model.spec)
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # Labelled videos are skipped here, before any task is mapped: they cost no task run.
-    records: dict[int, VideoRecord] = {}
-    for index, video in enumerate(videos):
-        skipped = already_labelled(video.path, video.relative, video.base, out, cfg, loaded)
-        if skipped is not None:
-            records[index] = skipped
-            reporter().video_done(skipped)
-    positions = [i for i in range(len(videos)) if i not in records]
-    pending = [videos[i] for i in positions]
-    if pending:
+
+    def skipped(video: PlannedVideo) -> VideoRecord | None:
+        return already_labelled(video.path, video.relative, video.base, out, cfg, loaded)
+
+    def run(pending: list[PlannedVideo]) -> Iterator[VideoRecord]:
         # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
         with task_mapper(cfg) as map_tasks:
             futures = map_tasks(
@@ -101,13 +97,14 @@ def label_folder(
                 output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
                 source=unmapped(pinned), tracking=unmapped(tracking),
             )  # fmt: skip
-            for index, video, future in zip(positions, pending, futures, strict=True):
-                failed = VideoRecord(video.relative, "failed", path=str(video.path))
-                records[index] = collect(future, failed)
-                reporter().video_done(records[index])
+            for video, future in zip(pending, futures, strict=True):
+                yield collect(future, VideoRecord(video.relative, "failed", path=str(video.path)))
+
+    # Labelled videos are skipped before any task is mapped: they cost no task run.
+    records = records_in_order(videos, skipped, run)
     summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
-    for index in range(len(videos)):  # in discovery order, skipped or not
-        summary.add(records[index])
+    for record in records:  # in discovery order, skipped or not
+        summary.add(record)
     return _finish(summary, out, loaded.describe(), print_summary)
 
 
