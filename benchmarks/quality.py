@@ -1,0 +1,265 @@
+"""Frame-tagging quality on real footage: every frame model, side by side, on the same features.
+
+The set (``benchmarks/montage.py``): montages of cuts of 4-7 real scenes (the shared real
+videos of at least 3 s, each scene a class), train montages from the first part of every
+source, test montages from the unseen rest; written as mp4 and cached. Features are extracted
+once with vidtag's own pipeline (``configs/frame_tagging.yaml``: resnet18, 10 fps, with
+``features.weights: none`` since pretrained weights cannot be downloaded here), then each model
+trains on the same features and split (``pipeline.training``, no Prefect, no MLflow) for
+``--seeds`` seeds. The validation videos are carved out of the train montages by
+``data.val_fraction``, as ``vidtag train`` does.
+
+One row per model, the median over seeds of: test frame accuracy, edit, F1@{10,25,50} on the
+sampled steps (raw), then the same after labelling on native frames with the merge length
+``label.min_segment_s`` the model would label with (smoothed; ``merge`` is that length), and
+the training time. ``*`` marks the shipped default. Last line:
+``best_rnn_f1_50=<F> tcn_f1_50=<F> best_rnn/tcn=<R>`` (smoothed F1@50).
+
+    python benchmarks/quality.py [--seeds 3] [--cache DIR] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.montage import MontagePlan, MontageSet, build_montage_set  # noqa: E402
+from pipeline.config import Config, ConfigError, load_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "configs" / "frame_tagging.yaml"
+RNN_CELLS = ("rnn", "gru", "lstm")
+
+# name -> config overrides on top of the shipped config; every row names what it changes, so
+# a row means the same whatever the shipped defaults are.
+VARIANTS: dict[str, list[str]] = {
+    "none": ["model.cell=none"],
+    "gru": ["model.cell=gru", "model.stages=1", "train.smooth_weight=0"],
+    "gru+stages+smooth": ["model.cell=gru", "model.stages=3", "train.smooth_weight=0.15"],
+    "lstm": ["model.cell=lstm"],
+    "tcn": ["model.cell=tcn"],
+}
+METRICS = ("frame_accuracy", "edit", "f1_10", "f1_25", "f1_50")
+
+
+@dataclass
+class Outcome:
+    raw: dict[str, float]
+    smoothed: dict[str, float]
+    merge_s: float
+    train_s: float
+
+
+def base_config(montages: MontageSet, store: Path, work: Path, extra: list[str]) -> Config:
+    return load_config(
+        SHIPPED,
+        [
+            f"data.videos={montages.root / 'videos'}",
+            f"data.annotations={montages.annotations}",
+            "features.weights=none",
+            f"features.store={store}",
+            f"train.checkpoint_dir={work / 'checkpoints'}",
+            *extra,
+        ],
+    )
+
+
+def extract_all(cfg: Config, montages: MontageSet) -> float:
+    """Every montage's features in the store (vidtag's extract step); seconds spent."""
+    from pipeline.features.extract import stored_features
+
+    started = time.perf_counter()
+    videos = sorted((montages.root / "videos").glob("*.mp4"))
+    for done, video in enumerate(videos, start=1):
+        record, _ = stored_features(video, cfg)
+        print(f"  features {done}/{len(videos)} {video.name}: {record.status}", file=sys.stderr)
+    return time.perf_counter() - started
+
+
+def train_and_test(cfg: Config, montages: MontageSet) -> Outcome:
+    """One model trained (early stopping on the validation videos) and tested."""
+    from pipeline.data.datasets import class_weights
+    from pipeline.training.job import build
+    from pipeline.training.loop import FitSpec, evaluate, fit
+
+    setup = build(cfg)
+    classes = setup.classes
+    weights = class_weights(setup.splits["train"], len(classes)) if cfg.train.class_weights else None
+    started = time.perf_counter()
+    fit(
+        FitSpec(
+            model=setup.model, task=setup.task, train_loader=setup.loaders["train"],
+            val_loader=setup.loaders.get("val"), cfg=cfg.train, num_classes=len(classes),
+            device=setup.device, class_weights=weights,
+        )  # fmt: skip
+    )
+    train_s = time.perf_counter() - started
+    test = evaluate(setup.model, setup.loaders["test"], setup.task, len(classes), setup.device)
+    merge_s = merge_length(cfg, setup)
+    smoothed = labelled_metrics(cfg, setup, test.videos, test.scores, merge_s, montages)
+    raw = {k: test.metrics[k] for k in METRICS}
+    return Outcome(raw, smoothed, merge_s, train_s)
+
+
+def merge_length(cfg: Config, setup) -> float:
+    """The merge length labelling will use: the configured one."""
+    return float(cfg.label.min_segment_s)
+
+
+def labelled_metrics(
+    cfg: Config,
+    setup,
+    videos: list[str],
+    scores: list[np.ndarray],
+    merge_s: float,
+    montages: MontageSet,
+) -> dict[str, float]:
+    """The metrics of what ``vidtag label`` writes: native-frame labels after merging."""
+    from pipeline.features.store import FeatureStore
+    from pipeline.labeling.segments import SegmentBuilder, expand_frame_runs
+    from pipeline.training.metrics import frame_metrics
+
+    store = FeatureStore(cfg.features.store)
+    paths = {item.video: item.path for item in setup.annotations.items}
+    preds, trues = [], []
+    for video, probs in zip(videos, scores, strict=True):
+        path = Path(paths[video])
+        entry = store.get_or_discard(store.video_key(path), setup.spec.key())
+        info = entry.info
+        frame_times = entry.frame_times_s
+        builder = SegmentBuilder(
+            classes=list(setup.classes), info=info, sample_indices=entry.indices,
+            sample_times=entry.times_s,
+            frame_times=frame_times if frame_times is not None and len(frame_times) == info.frames
+            else None,
+            background=setup.annotations.background, min_segment_s=merge_s,
+        )  # fmt: skip
+        labels = setup.task.to_labels(probs, builder)
+        preds.append(expand_frame_runs(labels.frames))
+        trues.append(montages.truth(path.stem))
+    metrics = frame_metrics(preds, trues, background=(setup.annotations.background,))
+    return {k: metrics[k] for k in METRICS}
+
+
+def median_outcome(outcomes: list[Outcome]) -> Outcome:
+    def med(values):
+        return float(statistics.median(values))
+
+    return Outcome(
+        raw={k: med([o.raw[k] for o in outcomes]) for k in METRICS},
+        smoothed={k: med([o.smoothed[k] for o in outcomes]) for k in METRICS},
+        merge_s=med([o.merge_s for o in outcomes]),
+        train_s=med([o.train_s for o in outcomes]),
+    )
+
+
+def is_default(cfg: Config, shipped: Config, seed: int) -> bool:
+    """Whether ``cfg`` trains the shipped model (same model and train sections, bar the seed)."""
+    train = cfg.train.model_copy(update={"seed": seed})
+    return cfg.model == shipped.model and train == shipped.train.model_copy(update={"seed": seed})
+
+
+def header() -> str:
+    names = ("acc", "edit", "F1@10", "F1@25", "F1@50")
+    raw = " ".join(f"{n:>6}" for n in names)
+    smooth = " ".join(f"{n:>6}" for n in names)
+    return f"{'model':<20} {raw} | {smooth} {'merge':>6} {'train_s':>8}"
+
+
+def row(name: str, outcome: Outcome) -> str:
+    raw = " ".join(f"{outcome.raw[k]:6.3f}" for k in METRICS)
+    smooth = " ".join(f"{outcome.smoothed[k]:6.3f}" for k in METRICS)
+    return f"{name:<20} {raw} | {smooth} {outcome.merge_s:6.2f} {outcome.train_s:8.1f}"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per model (median)")
+    parser.add_argument("--cache", type=Path, help="keep montages and features here")
+    parser.add_argument("--quick", action="store_true", help="one seed, 15 epochs at most")
+    parser.add_argument("--models", default=",".join(VARIANTS), help="comma-separated rows")
+    parser.add_argument("--train", type=int, default=16, help="train montages")
+    parser.add_argument("--test", type=int, default=8, help="test montages")
+    parser.add_argument("--set-seed", type=int, default=0, help="seed of the montage plan")
+    parser.add_argument("--image-size", type=int, help="features.image_size (default: shipped)")
+    parser.add_argument("--epochs", type=int, help="train.epochs (default: shipped)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="config override applied to every model (repeatable)",
+    )  # fmt: skip
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="vidtag-quality-"))
+    extra = list(args.set)
+    if args.image_size:
+        extra.append(f"features.image_size={args.image_size}")
+    epochs = args.epochs or (15 if args.quick else None)
+    if epochs:
+        extra.append(f"train.epochs={epochs}")
+    seeds = 1 if args.quick else args.seeds
+    try:
+        plan = MontagePlan(train=args.train, test=args.test, seed=args.set_seed)
+        started = time.perf_counter()
+        montages = build_montage_set(cache, plan)
+        print(
+            f"montage set {montages.root}: {args.train} train + {args.test} test montages, "
+            f"{len({c.source for m in montages.montages for c in m.cuts})} scenes "
+            f"({time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
+        work = Path(tempfile.mkdtemp(prefix="vidtag-quality-work-"))
+        base = base_config(montages, cache / "feature_store", work, extra)
+        extract_s = extract_all(base, montages)
+        print(f"features: {extract_s:.1f} s", file=sys.stderr)
+        run(args, base, montages, work, extra, seeds)
+    finally:
+        if args.cache is None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def run(args, base: Config, montages: MontageSet, work: Path, extra: list[str], seeds: int):
+    shipped = base_config(montages, base.features.store, work, extra)
+    results: dict[str, Outcome] = {}
+    lines = []
+    for name in args.models.split(","):
+        try:
+            cfgs = [
+                base_config(montages, base.features.store, work, [*extra, *VARIANTS[name],
+                            f"train.seed={seed}"])
+                for seed in range(seeds)
+            ]  # fmt: skip
+        except ConfigError as exc:
+            print(f"  {name}: skipped, this version has no such config ({exc})", file=sys.stderr)
+            continue
+        outcomes = []
+        for seed, cfg in enumerate(cfgs):
+            outcome = train_and_test(cfg, montages)
+            print(f"  {name} seed {seed}: {row(name, outcome)}", file=sys.stderr)
+            outcomes.append(outcome)
+        results[name] = median_outcome(outcomes)
+        mark = "*" if is_default(cfgs[0], shipped, 0) else ""
+        lines.append(row(name + mark, results[name]))
+    print(f"median of {seeds} seed(s); raw (sampled steps) | labelled (native frames, merged)")
+    print(header())
+    print("\n".join(lines))
+    rnn = [o.smoothed["f1_50"] for n, o in results.items() if n.split("+")[0] in RNN_CELLS]
+    best_rnn = max(rnn) if rnn else float("nan")
+    tcn = results["tcn"].smoothed["f1_50"] if "tcn" in results else float("nan")
+    print(f"best_rnn_f1_50={best_rnn:.3f} tcn_f1_50={tcn:.3f} best_rnn/tcn={best_rnn / tcn:.3f}")
+
+
+if __name__ == "__main__":
+    main()

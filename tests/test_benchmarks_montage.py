@@ -1,0 +1,75 @@
+"""benchmarks/montage.py: the montage plan's pure logic (frame-exact labels, disjoint cuts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.montage import (
+    MontagePlan,
+    montage_labels,
+    part_of,
+    plan_montages,
+    resample,
+    segment_rows,
+)
+
+LENGTHS = {"a": 69, "b": 200, "c": 99, "d": 362}  # frames at 20 fps, like the real sources
+PLAN = MontagePlan(train=12, test=6, seed=3)
+
+
+def _montages(split: str, plan: MontagePlan = PLAN):
+    return plan_montages(LENGTHS, split, plan.train if split == "train" else plan.test, plan)
+
+
+@pytest.mark.parametrize("length", [2, 3, 69, 362])
+def test_train_and_test_parts_split_a_source_without_overlap(length: int) -> None:
+    train, test = part_of(length, "train", 0.6), part_of(length, "test", 0.6)
+    assert train[0] == 0 and train[1] == test[0] and test[1] == length
+    assert train[1] > train[0] and test[1] > test[0]
+
+
+def test_no_test_frame_was_cut_for_training() -> None:
+    seen = {(c.source, f) for m in _montages("train") for c in m.cuts for f in range(*c[1:])}
+    tested = {(c.source, f) for m in _montages("test") for c in m.cuts for f in range(*c[1:])}
+    assert seen and tested and not seen & tested
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_montages_follow_the_plan(split: str) -> None:
+    montages = _montages(split)
+    assert len(montages) == (PLAN.train if split == "train" else PLAN.test)
+    for montage in montages:
+        assert PLAN.min_clips <= len(montage.cuts) <= PLAN.max_clips
+        sources = [cut.source for cut in montage.cuts]
+        assert all(a != b for a, b in zip(sources, sources[1:])), sources
+        for cut in montage.cuts:
+            lo, hi = part_of(LENGTHS[cut.source], split, PLAN.train_fraction)
+            assert lo <= cut.start < cut.end <= hi
+            assert cut.end - cut.start <= PLAN.max_cut_s * PLAN.fps
+
+
+def test_labels_and_segment_rows_are_frame_exact() -> None:
+    for montage in _montages("test"):
+        labels = montage_labels(montage)
+        assert len(labels) == montage.frames
+        rows = segment_rows([montage])
+        assert rows[0][1] == 0 and rows[-1][2] == len(labels)
+        for (video, start, end, label, split), cut in zip(rows, montage.cuts, strict=True):
+            assert video == f"videos/{montage.name}.mp4" and split == "test"
+            assert end - start == cut.end - cut.start
+            assert set(labels[start:end]) == {label}
+            assert start == 0 or labels[start - 1] != label  # a cut is exactly one segment
+
+
+def test_the_plan_is_seeded() -> None:
+    assert _montages("train") == _montages("train")
+    other = MontagePlan(train=12, test=6, seed=4)
+    assert _montages("train") != _montages("train", other)
+    assert PLAN.key() != other.key()
+
+
+def test_resampling_picks_the_frame_shown_at_each_tick() -> None:
+    times = np.array([0.0, 0.04, 0.08, 0.12, 0.16])  # 25 fps, 0.2 s shown
+    assert resample(times, 10).tolist() == [0, 2]  # ticks 0.0, 0.1
+    assert resample(times, 30).tolist() == [0, 0, 1, 2, 3, 4]  # a repeat: 30 fps from 25
