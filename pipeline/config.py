@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -130,9 +130,40 @@ class RunnerConfig(Section):
     address: str | None = Field(None, description="existing Dask scheduler, e.g. tcp://host:8786")
 
 
+AUTO = "auto"
+# ``label.min_segment_s: auto`` where nothing chose a merge length: a model trained without
+# validation videos (``data.val_fraction: 0``), or one trained before models stored it. 0.3 s is
+# what the shipped frame configs used before ``auto``: it drops one-step flickers at 5-10 fps.
+AUTO_MIN_SEGMENT_FALLBACK_S = 0.3
+
+
 class LabelConfig(Section):
-    min_segment_s: float = Field(0.0, ge=0)
+    min_segment_s: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        AUTO,
+        description="merge runs shorter than this (seconds) into a neighbour; auto: training "
+        "picks it on the validation videos and stores it with the model, labelling uses the "
+        "model's (a number given here or with --set wins)",
+    )
     overwrite: bool = False
+
+    @field_validator("min_segment_s", mode="before")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> Any:
+        if value == AUTO:
+            return value
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not (0 <= number < float("inf"))
+        ):
+            raise ValueError(f"expected a number of seconds >= 0 or {AUTO!r}")
+        return number
 
 
 class Config(Section):

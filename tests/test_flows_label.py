@@ -12,6 +12,7 @@ import pytest
 from tests.helpers_labeling import parse_vtt
 from tests.helpers_trained import (
     DAMAGED,
+    LABEL_MIN_SEGMENT_S,
     MODEL_NAME,
     MODEL_URI,
     Labelled,
@@ -278,3 +279,26 @@ def test_labelled_videos_cost_no_task_run(prefect_api, clip_dataset: Path, tmp_p
     summary, runs = run()
     assert runs == 1 and [r["status"] for r in summary["records"]] == ["skipped"] * 2 + ["ok"]
     assert summary_rows(out)["zz_new.mp4"]["status"] == "ok"
+
+
+def test_auto_labels_with_the_merge_length_stored_with_the_model(labelled, tmp_path) -> None:
+    """The trained model stores its config's number (0.5); `auto` (the default) uses it rather
+    than the fallback, and a number given with --set wins (the test above)."""
+    import mlflow
+
+    from pipeline.tracking.mlflow import load_model
+
+    mlflow.set_tracking_uri(labelled.trained.cfg.tracking.uri)
+    assert load_model(MODEL_URI).options == {"min_segment_s": LABEL_MIN_SEGMENT_S}
+    out = tmp_path / "auto"
+    result = invoke(
+        str(labelled.input / "synthetic"), "--model", MODEL_URI, "--out", str(out),
+        "-c", str(labelled.trained.config_file), "--set", "label.min_segment_s=auto",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(p.read_text()) for p in out.glob("*.labels.json")]
+    assert docs and all(d["options"] == {"min_segment_s": LABEL_MIN_SEGMENT_S} for d in docs)
+    for doc in docs:  # the same segments as the fixture's run, whose config gives 0.5
+        stem = Path(doc["video"]).stem
+        before = json.loads((labelled.output / "synthetic" / f"{stem}.labels.json").read_text())
+        assert doc["segments"] == before["segments"]

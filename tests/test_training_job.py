@@ -169,6 +169,7 @@ def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
 
     from pipeline.features import spec_from_config
     from pipeline.features.store import FeatureStore
+    from pipeline.video.decode import VideoInfo
 
     videos = root / "videos"
     videos.mkdir(parents=True)
@@ -189,7 +190,8 @@ def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
         labels = (times >= 2.0 + 4.0 * (index % 4) / 3).astype(int)
         features = centres[labels] + rng.normal(0, 0.3, (STEPS, DIM))
         path = videos / f"v{index:02d}.mp4"
-        store.put(store.video_key(path), key, features, np.arange(STEPS) * 6, times, {})
+        info = VideoInfo(str(path), STEPS * 6, 30.0, STEPS / 5, 64, 48, 0, "h264", "opencv")
+        store.put(store.video_key(path), key, features, np.arange(STEPS) * 6, times, {}, info=info)
     return cfg
 
 
@@ -207,14 +209,38 @@ def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog
     from pipeline.training.job import prepare, run_training
 
     cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0.25})
-    annotations, splits, _, _ = prepare(cfg)
-    assert [len(splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    prepared = prepare(cfg)
+    assert [len(prepared.splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    scored = {i.video for i in prepared.annotations.items if i.split in ("val", "test")}
+    assert set(prepared.native) == scored  # their native frames, for test_smoothed_*
+    assert {native.count for native in prepared.native.values()} == {STEPS * 6}
     with caplog.at_level("INFO", logger="pipeline.training.job"):
         outcome = run_training(cfg)
     assert "validation: 3 videos carved out of the training videos" in caplog.text
     assert outcome.early_stopping and outcome.test_metrics["test_frame_accuracy"] > 0.8
     run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
     assert run.data.tags["early_stopping"] == "on" and "val_loss" in run.data.metrics
+    # label.min_segment_s auto: chosen on the validation videos, logged, stored with the model.
+    assert outcome.min_segment_s_source == "validation" and "chosen on 3 validation" in caplog.text
+    chosen = outcome.min_segment_s
+    assert run.data.params["label.min_segment_s"] == "auto"
+    assert float(run.data.params["labeling.min_segment_s"]) == chosen
+    assert run.data.metrics["min_segment_s"] == chosen
+    assert run.data.tags["min_segment_s_source"] == "validation"
+    for name in ("frame_accuracy", "edit", "f1_10", "f1_25", "f1_50"):
+        assert 0 <= run.data.metrics[f"test_smoothed_{name}"] <= 1
+        assert f"val_smoothed_{name}" in run.data.metrics
+    assert outcome.test_metrics["test_smoothed_f1_50"] == run.data.metrics["test_smoothed_f1_50"]
+    assert _stored_options(cfg, outcome) == {"min_segment_s": chosen}
+
+
+def _stored_options(cfg, outcome) -> dict:
+    import mlflow
+
+    from pipeline.tracking.mlflow import load_model
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    return load_model(outcome.model_uri).options
 
 
 @pytest.mark.slow
@@ -233,3 +259,27 @@ def test_val_fraction_zero_trains_every_epoch_and_keeps_the_last(tmp_path, caplo
     assert run.data.tags["early_stopping"] == "off" and "val_loss" not in run.data.metrics
     assert len(client.get_metric_history(outcome.run_id, "train_loss")) == 6
     assert "test_frame_accuracy" in run.data.metrics
+    # No validation videos to choose the merge length on: the fallback, said and stored.
+    assert "no validation videos to choose it on, so the fallback 0.3 s" in caplog.text
+    assert outcome.min_segment_s == 0.3 and run.data.tags["min_segment_s_source"] == "fallback"
+    assert "test_smoothed_f1_50" in run.data.metrics
+    assert _stored_options(cfg, outcome) == {"min_segment_s": 0.3}
+
+
+@pytest.mark.slow
+def test_a_number_in_the_config_is_stored_as_it_is(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.training.job import run_training
+
+    cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0.25, "label.min_segment_s": 0.7})
+    outcome = run_training(cfg)
+    assert (outcome.min_segment_s, outcome.min_segment_s_source) == (0.7, "config")
+    run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
+    assert "min_segment_s_selection.json" not in {
+        a.path for a in MlflowClient(cfg.tracking.uri).list_artifacts(outcome.run_id)
+    }
+    assert (
+        "val_smoothed_f1_50" not in run.data.metrics and "test_smoothed_f1_50" in run.data.metrics
+    )
+    assert _stored_options(cfg, outcome) == {"min_segment_s": 0.7}

@@ -375,8 +375,22 @@ def train(
         console.print(f"{verdict}: {outcome['promotion_reason']}", highlight=False)
     for name, value in outcome["test_metrics"].items():
         console.print(f"  {name:<28} {value:.4f}")
+    if outcome.get("min_segment_s") is not None:
+        console.print(
+            f"label.min_segment_s stored with the model: {outcome['min_segment_s']:g} s "
+            f"({MERGE_SOURCES.get(outcome['min_segment_s_source'], '')})",
+            highlight=False,
+        )
     hint = ui_hint(outcome["tracking_uri"], config)
     console.print(f"review the runs: [bold]{hint}[/] (or {ui_command(outcome['tracking_uri'])})")
+
+
+MERGE_SOURCES = {
+    "validation": "auto: chosen on the validation videos",
+    "fallback": "auto: no validation videos, the fallback",
+    "config": "from the config",
+    "clip": "a clip model merges nothing",
+}
 
 
 @app.command()

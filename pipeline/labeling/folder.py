@@ -116,7 +116,7 @@ def already_labelled(
         video_sha = FeatureStore(cfg.features.store).video_key(video)
     except Exception:  # noqa: BLE001 - label_one raises it again and the flow reports it
         return None
-    doc = current_document(paths, video_sha, loaded.fingerprint, _options(cfg))
+    doc = current_document(paths, video_sha, loaded.fingerprint, labeling_options(cfg, loaded))
     if doc is None:
         return None
     summary = doc["summary"]
@@ -126,8 +126,12 @@ def already_labelled(
     )  # fmt: skip
 
 
-def _options(cfg: Config) -> dict[str, Any]:
-    return {"min_segment_s": cfg.label.min_segment_s}
+def labeling_options(cfg: Config, loaded: LoadedModel) -> dict[str, Any]:
+    """The options labels.json records (and the skip rule compares): the merge length as
+    applied, ``auto`` resolved against the model's stored options."""
+    from pipeline.labeling.segments import merge_length
+
+    return {"min_segment_s": merge_length(cfg.label.min_segment_s, loaded.model.options)}
 
 
 def _outputs(paths: OutputPaths, output: Path) -> list[str]:
@@ -156,7 +160,7 @@ def label_one(
             return skipped
         paths = OutputPaths.at(output, base)
         video_sha, labels = label_video(video, cfg, loaded.model)
-        options = _options(cfg)
+        options = labeling_options(cfg, loaded)
         doc = labels_document(relative, video, video_sha, labels, loaded.describe(), options)
         write_outputs(paths, doc)
     return VideoRecord(

@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.labeling.segments import SegmentBuilder, VideoLabels
+from pipeline.labeling.segments import SegmentBuilder, VideoLabels, merge_length
 from pipeline.tracking.registry import ModelRef, resolve_model, use_tracking
 from pipeline.training.task import task_named
 
@@ -127,7 +127,7 @@ def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, Vid
         sample_times=entry.times_s,
         frame_times=_frame_times(entry, info.frames),
         background=model.background,
-        min_segment_s=cfg.label.min_segment_s,
+        min_segment_s=merge_length(cfg.label.min_segment_s, model.options),
     )
     features = np.asarray(entry.features, np.float32)  # (T, D)
     probs = model.predict_proba([features])[0]  # clip (C,), frame (T, C)
@@ -151,10 +151,11 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
 
     Options: the labelling options stored with the model (``min_segment_s``) are the
     defaults; ``params`` and then (per video) a column of the same name in ``table`` override
-    them: ``store`` (feature store folder; default a temporary folder removed afterwards),
-    ``min_segment_s``, ``device``, ``backend``, ``batch_size``. (MLflow drops ``params`` unless
-    the model's signature declares them; columns always work.) Missing values are ``None``
-    (JSON null when served), never NaN.
+    them (``min_segment_s`` ``"auto"``, or nothing stored and nothing given: see
+    :func:`~pipeline.labeling.segments.merge_length`): ``store`` (feature store folder; default
+    a temporary folder removed afterwards), ``min_segment_s``, ``device``, ``backend``,
+    ``batch_size``. (MLflow drops ``params`` unless the model's signature declares them; columns
+    always work.) Missing values are ``None`` (JSON null when served), never NaN.
     """
     import tempfile
 

@@ -186,6 +186,13 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(metrics, step=step)
 
 
+def log_params(params: dict[str, Any]) -> None:
+    """Params on the active run besides the config's (e.g. a value training chose)."""
+    import mlflow
+
+    mlflow.log_params(params)
+
+
 def set_tags(tags: dict[str, str]) -> None:
     """Tags on the active run."""
     import mlflow

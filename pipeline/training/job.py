@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from models.rnn import RNNConfig, model_config_dict
 from pipeline import tracking
-from pipeline.config import Config, DataConfig
+from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S, Config, DataConfig
 from pipeline.data.annotations import Annotations, load_annotations
 from pipeline.data.datasets import (
     BucketBatchSampler,
@@ -40,6 +41,7 @@ from pipeline.data.datasets import (
     dataset_fingerprint,
     stratum_of,
 )
+from pipeline.data.frames import NativeFrames, frame_bounds, native_truth
 from pipeline.errors import UserError
 from pipeline.features.spec import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
@@ -52,6 +54,12 @@ from pipeline.training.metrics import (
     report_text,
 )
 from pipeline.training.promotion import gate
+from pipeline.training.smoothing import (
+    NativeVideo,
+    Selection,
+    select_min_segment,
+    smoothed_metrics,
+)
 from pipeline.training.task import Task, task_named
 
 log = logging.getLogger(__name__)
@@ -72,14 +80,41 @@ class TrainingOutcome:
     promotion: str | None = None  # promoted | kept (None: nothing registered)
     promotion_reason: str | None = None
     early_stopping: bool = True  # False: no validation videos, train.epochs run, last kept
+    min_segment_s: float | None = None  # the merge length stored with the model
+    min_segment_s_source: str | None = None  # validation | config | fallback | clip
 
 
 class MissingFeatures(UserError):
     """No stored features for the videos of a split (extraction failed or was not run)."""
 
 
-def feature_loader(store: FeatureStore, spec: ExtractorSpec, missing: list[str]):
-    """``load_features(path)`` for :func:`build_samples`; videos with no features are noted."""
+@dataclass
+class NativeIndex:
+    """The native frames of the videos whose labelling is scored (a frame task's val and test
+    videos), noted while their features are read: ``{str(path): NativeFrames}``. Entries
+    without video info (written by hand, never by extraction) are left out."""
+
+    wanted: set[str]
+    frames: dict[str, NativeFrames] = field(default_factory=dict)
+
+    def note(self, path: Path, stored) -> None:
+        info = stored.info
+        if str(path) not in self.wanted or info is None or info.frames < 1:
+            return
+        times = stored.frame_times_s
+        bounds = frame_bounds(
+            times if times is not None and len(times) == info.frames else None,
+            int(info.frames), info.fps, info.duration_s,
+        )  # fmt: skip
+        indices = np.asarray(stored.indices, dtype=np.int64)
+        self.frames[str(path)] = NativeFrames(indices, bounds)
+
+
+def feature_loader(
+    store: FeatureStore, spec: ExtractorSpec, missing: list[str], native: NativeIndex | None = None
+):
+    """``load_features(path)`` for :func:`build_samples`; videos with no features are noted,
+    and (``native``) the native frames of the videos it wants."""
     key = spec.key()
 
     def load(path: Path):
@@ -88,6 +123,8 @@ def feature_loader(store: FeatureStore, spec: ExtractorSpec, missing: list[str])
             missing.append(str(path))
             empty = np.zeros((0, 1), np.float32)
             return empty, np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if native is not None:
+            native.note(path, stored)
         return stored.features, stored.indices, stored.times_s
 
     return load
@@ -180,7 +217,15 @@ def _assigned_split_reason(annotations: Annotations, cfg: DataConfig) -> str:
     )
 
 
-def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, list[str]]:
+class Prepared(NamedTuple):
+    annotations: Annotations
+    splits: dict[str, list[Sample]]  # train, val, test
+    spec: ExtractorSpec
+    missing: list[str]  # videos without stored features
+    native: dict[str, NativeFrames]  # frame task: val/test video key -> its native frames
+
+
+def prepare(cfg: Config) -> Prepared:
     loaded = load_annotations(cfg.data)
     given = all(item.split is not None for item in loaded.items)
     annotations = assign_splits(
@@ -190,7 +235,10 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
     _log_validation(loaded, annotations, given, cfg)
     spec = spec_from_config(cfg)
     missing: list[str] = []
-    load = feature_loader(FeatureStore(cfg.features.store), spec, missing)
+    per_step = task_named(cfg.data.task).per_step  # only frame labelling merges runs
+    scored = [i for i in annotations.items if i.split in ("val", "test") and per_step]
+    native = NativeIndex({str(item.path) for item in scored})
+    load = feature_loader(FeatureStore(cfg.features.store), spec, missing, native)
     splits = {name: build_samples(annotations, name, load) for name in ("train", "val", "test")}
     has_val = any(item.split == "val" for item in annotations.items)
     if (
@@ -202,7 +250,12 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
             f"no usable training or validation videos ({len(missing)} without features); "
             f"run `vidtag extract` with the same config first"
         )
-    return annotations, splits, spec, missing
+    by_video = {
+        item.video: native.frames[str(item.path)]
+        for item in scored
+        if str(item.path) in native.frames
+    }
+    return Prepared(annotations, splits, spec, missing, by_video)
 
 
 def _log_validation(
@@ -242,6 +295,7 @@ class TrainingSetup:
     device: torch.device
     loaders: dict[str, DataLoader]  # the non-empty splits
     fingerprint: str
+    native: dict[str, NativeFrames] = field(default_factory=dict)  # frame: val/test videos
 
     @property
     def classes(self) -> list[str]:
@@ -274,7 +328,7 @@ class Fitted:
 
 def build(cfg: Config) -> TrainingSetup:
     """Annotations, splits and stored features -> the model (seeded) and the loaders."""
-    annotations, splits, spec, missing = prepare(cfg)
+    annotations, splits, spec, missing, native = prepare(cfg)
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     task = task_named(cfg.data.task)
@@ -288,7 +342,7 @@ def build(cfg: Config) -> TrainingSetup:
     }
     return TrainingSetup(
         cfg, task, annotations, splits, spec, missing, model, device, loaders,
-        dataset_fingerprint(annotations),
+        dataset_fingerprint(annotations), native,
     )  # fmt: skip
 
 
@@ -323,17 +377,91 @@ def fit_or_restore(
     return Fitted(result.best_epoch, result.epochs_run)
 
 
-def evaluate_and_log(setup: TrainingSetup) -> dict[str, float]:
+def native_videos(setup: TrainingSetup, evaluation: EvalResult) -> list[NativeVideo]:
+    """The evaluated videos at their native frame rate (those with stored video info)."""
+    items = {item.video: item for item in setup.annotations.items}
+    class_to_id = setup.annotations.class_to_id
+    return [
+        NativeVideo(
+            video,
+            probs,
+            setup.native[video],
+            native_truth(items[video], setup.native[video], class_to_id),
+        )  # fmt: skip
+        for video, probs in zip(evaluation.videos, evaluation.scores, strict=True)
+        if video in setup.native
+    ]
+
+
+def choose_merge_length(setup: TrainingSetup) -> Selection:
+    """The ``label.min_segment_s`` stored with the model: the config's number as it is; for
+    ``auto``, the grid value that labels the validation videos best (by F1@50, then edit;
+    :func:`~pipeline.training.smoothing.select_min_segment`), else the documented fallback.
+    Logged: param ``labeling.min_segment_s``, metric ``min_segment_s``, tag
+    ``min_segment_s_source``, and for a choice the grid's scores and ``val_smoothed_*``."""
+    setting = setup.cfg.label.min_segment_s
+    videos: list[NativeVideo] = []
+    if setting != AUTO:
+        selection = Selection(float(setting), "config", {})
+    elif not setup.task.per_step:
+        selection = Selection(0.0, "clip", {})
+    else:
+        if "val" in setup.loaders:
+            evaluation = evaluate(
+                setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device
+            )
+            videos = native_videos(setup, evaluation)
+        selection = (
+            select_min_segment(videos, background_ids=setup.task.background_ids)
+            if videos
+            else Selection(AUTO_MIN_SEGMENT_FALLBACK_S, "fallback", {})
+        )
+    log.info("%s", selection.describe(len(videos)))
+    tracking.log_params({"labeling.min_segment_s": selection.min_segment_s})
+    tracking.set_tags({"min_segment_s_source": selection.source})
+    tracking.log_metrics({"min_segment_s": selection.min_segment_s})
+    if selection.scores:
+        chosen = selection.scores[selection.min_segment_s]
+        tracking.log_metrics({f"val_smoothed_{name}": value for name, value in chosen.items()})
+        grid = {"by": "f1_50, then edit, then the shorter length", "videos": len(videos)}
+        rows = [{"min_segment_s": k, **v} for k, v in selection.scores.items()]
+        tracking.log_dict({**grid, "chosen": selection.min_segment_s, "grid": rows},
+                          "min_segment_s_selection.json")  # fmt: skip
+    return selection
+
+
+def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -> dict[str, float]:
     """The final split (test, else val): metrics, confusion matrix and per-class report logged;
-    returns the metrics named ``<split>_<metric>``."""
+    returns the metrics named ``<split>_<metric>``. A frame model's metrics also come as
+    ``<split>_smoothed_<metric>``: its predictions labelled at merge length ``min_segment_s``
+    exactly as ``vidtag label`` does, scored at every native frame."""
     split = "test" if "test" in setup.loaders else "val"
     evaluation = evaluate(
         setup.model, setup.loaders[split], setup.task, len(setup.classes), setup.device
     )
     metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
+    if setup.task.per_step and min_segment_s is not None:
+        metrics.update(smoothed_split_metrics(setup, evaluation, split, min_segment_s))
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
     return metrics
+
+
+def smoothed_split_metrics(
+    setup: TrainingSetup, evaluation: EvalResult, split: str, min_segment_s: float
+) -> dict[str, float]:
+    """``<split>_smoothed_<metric>`` of ``evaluation`` (empty, with a warning, when no video of
+    it has native frame info)."""
+    videos = native_videos(setup, evaluation)
+    if len(videos) < len(evaluation.videos):
+        log.warning(
+            "%d of %d %s videos have no stored video info: left out of %s_smoothed_*",
+            len(evaluation.videos) - len(videos), len(evaluation.videos), split, split,
+        )  # fmt: skip
+    if not videos:
+        return {}
+    scores = smoothed_metrics(videos, min_segment_s, setup.task.background_ids)
+    return {f"{split}_smoothed_{name}": value for name, value in scores.items()}
 
 
 def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> None:
@@ -347,14 +475,18 @@ def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> No
     tracking.log_dict(report, f"{prefix}_per_class_report.json")
 
 
-def register(setup: TrainingSetup) -> tuple[str, str | None]:
-    """The model folder logged to the run and registered @challenger; (model URI, version or
-    None)."""
+def register(setup: TrainingSetup, min_segment_s: float | None = None) -> tuple[str, str | None]:
+    """The model folder logged to the run and registered @challenger, with its labelling
+    options (``min_segment_s``: the merge length :func:`choose_merge_length` chose; None: the
+    config's number, or the fallback for ``auto``); (model URI, version or None)."""
+    if min_segment_s is None:
+        setting = setup.cfg.label.min_segment_s
+        min_segment_s = AUTO_MIN_SEGMENT_FALLBACK_S if setting == AUTO else float(setting)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model_dir(
             Path(tmp) / "model", setup.model.cpu(), model_config_dict(setup.model), setup.spec,
             setup.classes, setup.annotations.background,
-            options={"min_segment_s": setup.cfg.label.min_segment_s},
+            options={"min_segment_s": min_segment_s},
         )  # fmt: skip
         return tracking.log_model(
             model_dir, setup.cfg.tracking.registered_model, alias=tracking.CHALLENGER_ALIAS
@@ -374,9 +506,10 @@ def run_training(
     with tracking.tracked_run(cfg, setup.tags()) as run:
         tracking.log_config(cfg, setup.classes)
         fitted = fit_or_restore(setup, resume, test_only, on_epoch)
-        test_metrics = evaluate_and_log(setup)
+        selection = choose_merge_length(setup)
+        test_metrics = evaluate_and_log(setup, selection.min_segment_s)
         tracking.log_metrics({"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run})
-        model_uri, version = (None, None) if test_only else register(setup)
+        model_uri, version = (None, None) if test_only else register(setup, selection.min_segment_s)
         decision = None if version is None else gate(setup, test_metrics, version, promote)
     return TrainingOutcome(
         run_id=run.info.run_id,
@@ -392,4 +525,6 @@ def run_training(
         promotion=decision.decision if decision else None,
         promotion_reason=decision.reason if decision else None,
         early_stopping=setup.early_stopping,
+        min_segment_s=selection.min_segment_s,
+        min_segment_s_source=selection.source,
     )
