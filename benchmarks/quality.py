@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,7 +44,7 @@ RNN_CELLS = ("rnn", "gru", "lstm")
 # a row means the same whatever the shipped defaults are.
 VARIANTS: dict[str, list[str]] = {
     "none": ["model.cell=none"],
-    "gru": ["model.cell=gru", "model.stages=1", "train.smooth_weight=0"],
+    "gru": ["model.cell=gru", "train.smooth_weight=0"],
     "gru+stages+smooth": ["model.cell=gru", "model.stages=3", "train.smooth_weight=0.15"],
     "lstm": ["model.cell=lstm"],
     "tcn": ["model.cell=tcn"],
@@ -86,7 +86,7 @@ def extract_all(cfg: Config, montages: MontageSet) -> float:
     return time.perf_counter() - started
 
 
-def train_and_test(cfg: Config, montages: MontageSet) -> Outcome:
+def train_and_test(cfg: Config) -> Outcome:
     """One model trained (early stopping on the validation videos) and tested."""
     from pipeline.data.datasets import class_weights
     from pipeline.training.job import build
@@ -105,49 +105,40 @@ def train_and_test(cfg: Config, montages: MontageSet) -> Outcome:
     )
     train_s = time.perf_counter() - started
     test = evaluate(setup.model, setup.loaders["test"], setup.task, len(classes), setup.device)
-    merge_s = merge_length(cfg, setup)
-    smoothed = labelled_metrics(cfg, setup, test.videos, test.scores, merge_s, montages)
+    merge_s = merge_length(setup)
+    smoothed = labelled_metrics(setup, test, merge_s)
     raw = {k: test.metrics[k] for k in METRICS}
     return Outcome(raw, smoothed, merge_s, train_s)
 
 
-def merge_length(cfg: Config, setup) -> float:
-    """The merge length labelling will use: the configured one."""
-    return float(cfg.label.min_segment_s)
+def merge_length(setup) -> float:
+    """The merge length labelling will use: the config's number, or for ``auto`` the one
+    training chooses on the validation videos (``pipeline.training.job``'s choice, untracked)."""
+    from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S
+    from pipeline.training.job import native_videos
+    from pipeline.training.loop import evaluate
+    from pipeline.training.smoothing import select_min_segment
+
+    setting = setup.cfg.label.min_segment_s
+    if setting != AUTO:
+        return float(setting)
+    if "val" not in setup.loaders:
+        return AUTO_MIN_SEGMENT_FALLBACK_S
+    val = evaluate(setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device)
+    videos = native_videos(setup, val)
+    return select_min_segment(videos, background_ids=setup.task.background_ids).min_segment_s
 
 
-def labelled_metrics(
-    cfg: Config,
-    setup,
-    videos: list[str],
-    scores: list[np.ndarray],
-    merge_s: float,
-    montages: MontageSet,
-) -> dict[str, float]:
-    """The metrics of what ``vidtag label`` writes: native-frame labels after merging."""
-    from pipeline.features.store import FeatureStore
-    from pipeline.labeling.segments import SegmentBuilder, expand_frame_runs
-    from pipeline.training.metrics import frame_metrics
+def labelled_metrics(setup, test, merge_s: float) -> dict[str, float]:
+    """The test metrics of what ``vidtag label`` writes: native-frame labels after merging
+    (the run's ``test_smoothed_*``)."""
+    from pipeline.training.job import native_videos
+    from pipeline.training.smoothing import smoothed_metrics
 
-    store = FeatureStore(cfg.features.store)
-    paths = {item.video: item.path for item in setup.annotations.items}
-    preds, trues = [], []
-    for video, probs in zip(videos, scores, strict=True):
-        path = Path(paths[video])
-        entry = store.get_or_discard(store.video_key(path), setup.spec.key())
-        info = entry.info
-        frame_times = entry.frame_times_s
-        builder = SegmentBuilder(
-            classes=list(setup.classes), info=info, sample_indices=entry.indices,
-            sample_times=entry.times_s,
-            frame_times=frame_times if frame_times is not None and len(frame_times) == info.frames
-            else None,
-            background=setup.annotations.background, min_segment_s=merge_s,
-        )  # fmt: skip
-        labels = setup.task.to_labels(probs, builder)
-        preds.append(expand_frame_runs(labels.frames))
-        trues.append(montages.truth(path.stem))
-    metrics = frame_metrics(preds, trues, background=(setup.annotations.background,))
+    videos = native_videos(setup, test)
+    if len(videos) != len(test.videos):
+        raise RuntimeError("some test montages have no video info in the feature store")
+    metrics = smoothed_metrics(videos, merge_s, setup.task.background_ids)
     return {k: metrics[k] for k in METRICS}
 
 
@@ -194,6 +185,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, help="features.image_size (default: shipped)")
     parser.add_argument("--epochs", type=int, help="train.epochs (default: shipped)")
     parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (1: on a shared 2-core machine, 2 threads wait on each other and "
+        "train ~10x slower)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="config override applied to every model (repeatable)",
     )  # fmt: skip
@@ -202,6 +198,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    torch.set_num_threads(args.threads)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="vidtag-quality-"))
     extra = list(args.set)
     if args.image_size:
@@ -246,7 +243,7 @@ def run(args, base: Config, montages: MontageSet, work: Path, extra: list[str], 
             continue
         outcomes = []
         for seed, cfg in enumerate(cfgs):
-            outcome = train_and_test(cfg, montages)
+            outcome = train_and_test(cfg)
             print(f"  {name} seed {seed}: {row(name, outcome)}", file=sys.stderr)
             outcomes.append(outcome)
         results[name] = median_outcome(outcomes)
