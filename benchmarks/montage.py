@@ -3,7 +3,11 @@
 Every source video (real footage of at least ``MIN_SOURCE_S`` seconds) is one scene, so one
 class. Each source is resampled to the montage rate and split in time: its first
 ``train_fraction`` of frames feeds the train montages, the rest the test montages, so no test
-frame was ever seen in training. A montage concatenates ``clips`` cuts (4-7 by default) of
+frame was ever seen in training. With ``val`` montages, the last ``val_fraction`` of every
+source's train part feeds them instead: the train montages reuse their part's frames (there is
+little real footage), so validation videos carved out of them would share frames with training
+and neither early stopping nor the merge length chosen on them would see unseen footage.
+A montage concatenates ``clips`` cuts (4-7 by default) of
 different sources, no two neighbours alike, each cut a random span of its source's part. The
 ground truth is frame-exact: a cut's frames are its source's label, written as a segments CSV
 with native frame indices (``video,start_frame,end_frame,label,split``), the format vidtag
@@ -56,11 +60,13 @@ class MontagePlan:
 
     train: int = 16  # montages
     test: int = 8
+    val: int = 4  # 0: none (then vidtag carves validation videos out of the train montages)
     seed: int = 0
     fps: int = 20  # the montages' native rate
     width: int = 160
     height: int = 120
     train_fraction: float = 0.6  # of every source's frames, from its start
+    val_fraction: float = 0.15  # of every source's frames, the end of its train part
     min_clips: int = 4
     max_clips: int = 7
     min_cut_s: float = 1.0
@@ -71,17 +77,23 @@ class MontagePlan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def part_of(length: int, split: str, train_fraction: float) -> tuple[int, int]:
+def part_of(length: int, split: str, plan: MontagePlan) -> tuple[int, int]:
     """The ``[start, end)`` frames of a source that ``split`` may cut from: train the first
-    ``train_fraction``, test the rest (disjoint, both non-empty for a source of >= 2 frames)."""
-    if length < 2:
-        raise ValueError(f"a source needs at least 2 frames to split, got {length}")
-    boundary = min(max(int(length * train_fraction), 1), length - 1)
-    if split == "train":
-        return 0, boundary
-    if split == "test":
-        return boundary, length
-    raise ValueError(f"split must be train or test, got {split!r}")
+    ``train_fraction`` (less its last ``val_fraction`` when there are val montages), val that
+    last piece, test the rest. Disjoint; each non-empty for a source of >= 3 frames."""
+    if length < 3:
+        raise ValueError(f"a source needs at least 3 frames to split, got {length}")
+    test_start = min(max(int(length * plan.train_fraction), 2), length - 1)
+    val_start = test_start
+    if plan.val:
+        val_start = min(
+            max(int(length * (plan.train_fraction - plan.val_fraction)), 1), test_start - 1
+        )
+    parts = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, length)}
+    if split not in parts or (split == "val" and not plan.val):
+        allowed = sorted(parts) if plan.val else ["test", "train"]
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+    return parts[split]
 
 
 def plan_montages(
@@ -95,9 +107,9 @@ def plan_montages(
     """
     if len(lengths) < 2:
         raise ValueError("a montage needs at least two sources")
-    rng = np.random.default_rng([plan.seed, 0 if split == "train" else 1])
+    rng = np.random.default_rng([plan.seed, ("train", "test", "val").index(split)])
     names = sorted(lengths)
-    parts = {name: part_of(lengths[name], split, plan.train_fraction) for name in names}
+    parts = {name: part_of(lengths[name], split, plan) for name in names}
     lo, hi = round(plan.min_cut_s * plan.fps), round(plan.max_cut_s * plan.fps)
     montages = []
     for index in range(count):
@@ -127,7 +139,8 @@ def segment_rows(montages: Sequence[Montage], folder: str = "videos") -> list[tu
         at = 0
         for cut in montage.cuts:
             length = cut.end - cut.start
-            rows.append((f"{folder}/{montage.name}.mp4", at, at + length, cut.source, montage.split))
+            video = f"{folder}/{montage.name}.mp4"
+            rows.append((video, at, at + length, cut.source, montage.split))
             at += length
     return rows
 
@@ -215,4 +228,5 @@ def _plan_all(lengths: dict[str, int], plan: MontagePlan) -> list[Montage]:
     return [
         *plan_montages(lengths, "train", plan.train, plan),
         *plan_montages(lengths, "test", plan.test, plan),
+        *plan_montages(lengths, "val", plan.val, plan),
     ]

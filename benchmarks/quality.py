@@ -6,8 +6,9 @@ source, test montages from the unseen rest; written as mp4 and cached. Features 
 once with vidtag's own pipeline (``configs/frame_tagging.yaml``: resnet18, 10 fps, with
 ``features.weights: none`` since pretrained weights cannot be downloaded here), then each model
 trains on the same features and split (``pipeline.training``, no Prefect, no MLflow) for
-``--seeds`` seeds. The validation videos are carved out of the train montages by
-``data.val_fraction``, as ``vidtag train`` does.
+``--seeds`` seeds. Early stopping and the ``auto`` merge length use validation montages cut
+from footage no train montage uses (``--val 0``: carved out of the train montages by
+``data.val_fraction``, as ``vidtag train`` does when the split names no val video).
 
 One row per model, the median over seeds of: test frame accuracy, edit, F1@{10,25,50} on the
 sampled steps (raw), then the same after labelling on native frames with the merge length
@@ -44,10 +45,11 @@ RNN_CELLS = ("rnn", "gru", "lstm")
 # a row means the same whatever the shipped defaults are.
 VARIANTS: dict[str, list[str]] = {
     "none": ["model.cell=none"],
-    "gru": ["model.cell=gru", "train.smooth_weight=0"],
-    "gru+stages+smooth": ["model.cell=gru", "model.stages=3", "train.smooth_weight=0.15"],
+    "gru": ["model.cell=gru", "model.stages=1", "train.smooth_weight=0"],
+    "gru+stages+smooth": ["model.cell=gru", "model.stages=4", "train.smooth_weight=0.15"],
     "lstm": ["model.cell=lstm"],
-    "tcn": ["model.cell=tcn"],
+    # MS-TCN as its paper trains it: 4 stages of 10 layers, 64 maps, smoothing loss 0.15.
+    "tcn": ["model.cell=tcn", "model.stages=4", "train.smooth_weight=0.15"],
 }
 METRICS = ("frame_accuracy", "edit", "f1_10", "f1_25", "f1_50")
 
@@ -94,13 +96,20 @@ def train_and_test(cfg: Config) -> Outcome:
 
     setup = build(cfg)
     classes = setup.classes
-    weights = class_weights(setup.splits["train"], len(classes)) if cfg.train.class_weights else None
+    weights = None
+    if cfg.train.class_weights:
+        weights = class_weights(setup.splits["train"], len(classes))
     started = time.perf_counter()
     fit(
         FitSpec(
-            model=setup.model, task=setup.task, train_loader=setup.loaders["train"],
-            val_loader=setup.loaders.get("val"), cfg=cfg.train, num_classes=len(classes),
-            device=setup.device, class_weights=weights,
+            model=setup.model,
+            task=setup.task,
+            train_loader=setup.loaders["train"],
+            val_loader=setup.loaders.get("val"),
+            cfg=cfg.train,
+            num_classes=len(classes),
+            device=setup.device,
+            class_weights=weights,
         )  # fmt: skip
     )
     train_s = time.perf_counter() - started
@@ -154,10 +163,10 @@ def median_outcome(outcomes: list[Outcome]) -> Outcome:
     )
 
 
-def is_default(cfg: Config, shipped: Config, seed: int) -> bool:
+def is_default(cfg: Config, shipped: Config) -> bool:
     """Whether ``cfg`` trains the shipped model (same model and train sections, bar the seed)."""
-    train = cfg.train.model_copy(update={"seed": seed})
-    return cfg.model == shipped.model and train == shipped.train.model_copy(update={"seed": seed})
+    seed = {"seed": shipped.train.seed}
+    return cfg.model == shipped.model and cfg.train.model_copy(update=seed) == shipped.train
 
 
 def header() -> str:
@@ -181,6 +190,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default=",".join(VARIANTS), help="comma-separated rows")
     parser.add_argument("--train", type=int, default=16, help="train montages")
     parser.add_argument("--test", type=int, default=8, help="test montages")
+    parser.add_argument(
+        "--val", type=int, default=4,
+        help="validation montages from unseen footage (0: carved out of the train montages)",
+    )  # fmt: skip
     parser.add_argument("--set-seed", type=int, default=0, help="seed of the montage plan")
     parser.add_argument("--image-size", type=int, help="features.image_size (default: shipped)")
     parser.add_argument("--epochs", type=int, help="train.epochs (default: shipped)")
@@ -200,62 +213,76 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="vidtag-quality-"))
+    work = Path(tempfile.mkdtemp(prefix="vidtag-quality-work-"))
     extra = list(args.set)
     if args.image_size:
         extra.append(f"features.image_size={args.image_size}")
     epochs = args.epochs or (15 if args.quick else None)
     if epochs:
         extra.append(f"train.epochs={epochs}")
-    seeds = 1 if args.quick else args.seeds
     try:
-        plan = MontagePlan(train=args.train, test=args.test, seed=args.set_seed)
+        plan = MontagePlan(train=args.train, test=args.test, val=args.val, seed=args.set_seed)
         started = time.perf_counter()
         montages = build_montage_set(cache, plan)
+        scenes = len({cut.source for montage in montages.montages for cut in montage.cuts})
         print(
-            f"montage set {montages.root}: {args.train} train + {args.test} test montages, "
-            f"{len({c.source for m in montages.montages for c in m.cuts})} scenes "
-            f"({time.perf_counter() - started:.1f} s)",
+            f"montage set {montages.root}: {args.train} train, {args.val} val, {args.test} test "
+            f"montages, "
+            f"{scenes} scenes ({time.perf_counter() - started:.1f} s)",
             file=sys.stderr,
         )
-        work = Path(tempfile.mkdtemp(prefix="vidtag-quality-work-"))
         base = base_config(montages, cache / "feature_store", work, extra)
-        extract_s = extract_all(base, montages)
-        print(f"features: {extract_s:.1f} s", file=sys.stderr)
-        run(args, base, montages, work, extra, seeds)
+        print(f"features: {extract_all(base, montages):.1f} s", file=sys.stderr)
+        names = args.models.split(",")
+        report(compare(names, montages, base, work, extra, 1 if args.quick else args.seeds))
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if args.cache is None:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-def run(args, base: Config, montages: MontageSet, work: Path, extra: list[str], seeds: int):
-    shipped = base_config(montages, base.features.store, work, extra)
+def compare(
+    names: list[str], montages: MontageSet, base: Config, work: Path, extra: list[str], seeds: int
+) -> tuple[dict[str, Outcome], int]:
+    """Median outcome per model over ``seeds`` seeds; the shipped default gets a ``*``, and its
+    own ``default`` row when no named model is it."""
+    store = base.features.store
     results: dict[str, Outcome] = {}
-    lines = []
-    for name in args.models.split(","):
+    found_default = False
+    for name in [*names, "default"]:
+        if name == "default" and found_default:
+            break
+        overrides = [] if name == "default" else VARIANTS[name]
         try:
             cfgs = [
-                base_config(montages, base.features.store, work, [*extra, *VARIANTS[name],
-                            f"train.seed={seed}"])
+                base_config(montages, store, work, [*extra, *overrides, f"train.seed={seed}"])
                 for seed in range(seeds)
-            ]  # fmt: skip
+            ]
         except ConfigError as exc:
             print(f"  {name}: skipped, this version has no such config ({exc})", file=sys.stderr)
             continue
         outcomes = []
         for seed, cfg in enumerate(cfgs):
-            outcome = train_and_test(cfg)
-            print(f"  {name} seed {seed}: {row(name, outcome)}", file=sys.stderr)
-            outcomes.append(outcome)
-        results[name] = median_outcome(outcomes)
-        mark = "*" if is_default(cfgs[0], shipped, 0) else ""
-        lines.append(row(name + mark, results[name]))
+            outcomes.append(train_and_test(cfg))
+            print(f"  {name} seed {seed}: {row(name, outcomes[-1])}", file=sys.stderr)
+        default = is_default(cfgs[0], base)
+        found_default |= default
+        results[name + ("*" if default else "")] = median_outcome(outcomes)
+    return results, seeds
+
+
+def report(compared: tuple[dict[str, Outcome], int]) -> None:
+    results, seeds = compared
     print(f"median of {seeds} seed(s); raw (sampled steps) | labelled (native frames, merged)")
     print(header())
-    print("\n".join(lines))
+    for name, outcome in results.items():
+        print(row(name, outcome))
     rnn = [o.smoothed["f1_50"] for n, o in results.items() if n.split("+")[0] in RNN_CELLS]
     best_rnn = max(rnn) if rnn else float("nan")
-    tcn = results["tcn"].smoothed["f1_50"] if "tcn" in results else float("nan")
-    print(f"best_rnn_f1_50={best_rnn:.3f} tcn_f1_50={tcn:.3f} best_rnn/tcn={best_rnn / tcn:.3f}")
+    tcn = next((o.smoothed["f1_50"] for n, o in results.items() if n.startswith("tcn")), None)
+    tcn = float("nan") if tcn is None else tcn
+    ratio = best_rnn / tcn if tcn else float("inf")
+    print(f"best_rnn_f1_50={best_rnn:.3f} tcn_f1_50={tcn:.3f} best_rnn/tcn={ratio:.3f}")
 
 
 if __name__ == "__main__":

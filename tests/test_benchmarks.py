@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.montage import SOURCES
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # whole benchmark scripts (extraction, training) in subprocesses
@@ -66,3 +67,20 @@ def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
         assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+
+
+@pytest.mark.skipif(not SOURCES.is_dir(), reason="the shared real videos are absent")
+def test_quality_benchmark_prints_one_row_per_model_and_the_ratio(tmp_path: Path) -> None:
+    args = ["--train", "3", "--test", "2", "--image-size", "32", "--epochs", "2", "--seeds",
+            "1", "--models", "none,gru,tcn"]  # fmt: skip
+    lines = _run("quality.py", args, tmp_path)
+    rows = [line.split()[0] for line in lines[2:-1]]
+    assert [row.rstrip("*") for row in rows] == ["none", "gru", "tcn"], lines
+    for line in lines[2:-1]:
+        numbers = [float(v) for v in line.split()[1:] if v != "|"]
+        assert len(numbers) == 12 and all(0 <= v <= 1 for v in numbers[:10]), line
+    assert re.fullmatch(
+        r"best_rnn_f1_50=\d\.\d{3} tcn_f1_50=\d\.\d{3} best_rnn/tcn=(\d+\.\d{3}|inf|nan)", lines[-1]
+    )
+    # The montages and their features lived in a temporary folder, removed at the end.
+    assert not [p for p in tmp_path.rglob("*.mp4")] and not list(tmp_path.rglob("*.safetensors"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -15,36 +17,47 @@ from benchmarks.montage import (
 )
 
 LENGTHS = {"a": 69, "b": 200, "c": 99, "d": 362}  # frames at 20 fps, like the real sources
-PLAN = MontagePlan(train=12, test=6, seed=3)
+PLAN = MontagePlan(train=12, test=6, val=3, seed=3)
 
 
 def _montages(split: str, plan: MontagePlan = PLAN):
-    return plan_montages(LENGTHS, split, plan.train if split == "train" else plan.test, plan)
+    return plan_montages(LENGTHS, split, getattr(plan, split), plan)
 
 
-@pytest.mark.parametrize("length", [2, 3, 69, 362])
-def test_train_and_test_parts_split_a_source_without_overlap(length: int) -> None:
-    train, test = part_of(length, "train", 0.6), part_of(length, "test", 0.6)
-    assert train[0] == 0 and train[1] == test[0] and test[1] == length
-    assert train[1] > train[0] and test[1] > test[0]
+@pytest.mark.parametrize("length", [3, 4, 69, 362])
+@pytest.mark.parametrize("val", [0, 4])
+def test_the_parts_of_a_source_are_disjoint_in_order_and_cover_it(length: int, val: int) -> None:
+    plan = MontagePlan(val=val)
+    splits = ["train", "val", "test"] if val else ["train", "test"]
+    parts = [part_of(length, split, plan) for split in splits]
+    assert parts[0][0] == 0 and parts[-1][1] == length
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+    assert all(end > start for start, end in parts)
+    if not val:
+        with pytest.raises(ValueError, match="split must be one of"):
+            part_of(length, "val", plan)
 
 
-def test_no_test_frame_was_cut_for_training() -> None:
-    seen = {(c.source, f) for m in _montages("train") for c in m.cuts for f in range(*c[1:])}
-    tested = {(c.source, f) for m in _montages("test") for c in m.cuts for f in range(*c[1:])}
-    assert seen and tested and not seen & tested
+def _frames(split: str) -> set[tuple[str, int]]:
+    return {(c.source, f) for m in _montages(split) for c in m.cuts for f in range(*c[1:])}
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
+def test_no_frame_is_shared_between_train_val_and_test() -> None:
+    train, val, test = _frames("train"), _frames("val"), _frames("test")
+    assert train and val and test
+    assert not train & test and not train & val and not val & test
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_montages_follow_the_plan(split: str) -> None:
     montages = _montages(split)
-    assert len(montages) == (PLAN.train if split == "train" else PLAN.test)
+    assert len(montages) == {"train": PLAN.train, "val": PLAN.val, "test": PLAN.test}[split]
     for montage in montages:
         assert PLAN.min_clips <= len(montage.cuts) <= PLAN.max_clips
         sources = [cut.source for cut in montage.cuts]
-        assert all(a != b for a, b in zip(sources, sources[1:])), sources
+        assert all(a != b for a, b in itertools.pairwise(sources)), sources
         for cut in montage.cuts:
-            lo, hi = part_of(LENGTHS[cut.source], split, PLAN.train_fraction)
+            lo, hi = part_of(LENGTHS[cut.source], split, PLAN)
             assert lo <= cut.start < cut.end <= hi
             assert cut.end - cut.start <= PLAN.max_cut_s * PLAN.fps
 
