@@ -139,13 +139,6 @@ class TrainConfig(Section):
         description="frame models: weight of MS-TCN's smoothing loss (truncated MSE of "
         "neighbouring steps' log-probabilities); 0: off",
     )
-    feature_dropout: float = Field(
-        0.0,
-        ge=0.0,
-        lt=1.0,
-        description="channel dropout in training: each feature channel of a video zeroed for "
-        "the whole video with this probability; 0: off",
-    )
     speed_perturb: float = Field(
         0.0,
         ge=0.0,

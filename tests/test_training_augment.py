@@ -1,4 +1,4 @@
-"""pipeline/training/augment.py: channel dropout and speed perturbation of a padded batch."""
+"""pipeline/training/augment.py: speed perturbation of a padded batch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.data.datasets import IGNORE_INDEX, Sample, collate
-from pipeline.training.augment import augment, drop_channels, perturb_speed
+from pipeline.training.augment import augment, perturb_speed
 
 
 def _batch(lengths=(7, 4, 10), dim=6, frame=True):
@@ -22,19 +22,6 @@ def _batch(lengths=(7, 4, 10), dim=6, frame=True):
         for i, n in enumerate(lengths)
     ]
     return collate(samples)
-
-
-def test_channel_dropout_drops_whole_channels_of_a_video_and_keeps_padding_zero() -> None:
-    torch.manual_seed(0)
-    batch = _batch(dim=64)
-    out = drop_channels(batch, 0.5)
-    ratio = out.x[batch.mask] / batch.x[batch.mask]  # (valid steps, D): 0 or 2
-    assert set(ratio.unique().tolist()) == {0.0, 2.0}
-    for row, length in enumerate(batch.lengths.tolist()):
-        kept = out.x[row, :length] != 0  # (T, D): one decision per channel, every step alike
-        assert (kept == kept[:1]).all()
-    assert (out.x[~batch.mask] == 0).all()
-    assert torch.equal(out.y, batch.y) and torch.equal(out.lengths, batch.lengths)
 
 
 @pytest.mark.parametrize("frame", [True, False])
@@ -62,8 +49,31 @@ def test_nothing_changes_when_both_are_off() -> None:
     assert augment(batch) is batch
 
 
-@pytest.mark.parametrize("key", ["feature_dropout", "speed_perturb"])
-def test_config_keys_default_off_and_refuse_one(key: str) -> None:
-    assert getattr(TrainConfig(), key) == 0.0
+def test_the_config_key_defaults_off_and_refuses_one() -> None:
+    assert TrainConfig().speed_perturb == 0.0
     with pytest.raises(ValueError):
-        TrainConfig(**{key: 1.0})
+        TrainConfig(speed_perturb=1.0)
+
+
+def test_training_sees_the_augmented_batches_and_evaluation_does_not() -> None:
+    from torch.utils.data import DataLoader
+
+    from models.rnn import RNNConfig, build_model
+    from pipeline.training.loop import evaluate, train_one_epoch
+    from pipeline.training.task import FRAME
+
+    batch = _batch(dim=4)
+    seen: list[int] = []
+
+    def stretched(b):
+        out = perturb_speed(b, 0.5)
+        seen.append(int(out.lengths.sum()))
+        return out
+
+    model = build_model("frame", 4, 3, RNNConfig(hidden=8, layers=1))
+    loader = DataLoader([batch], batch_size=None)
+    optimizer = torch.optim.AdamW(model.parameters())
+    train_one_epoch(model, loader, optimizer, FRAME, torch.device("cpu"), augmentation=stretched)
+    assert len(seen) == 1
+    evaluate(model, loader, FRAME, 3, torch.device("cpu"))
+    assert len(seen) == 1

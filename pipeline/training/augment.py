@@ -1,15 +1,13 @@
-"""Training-time augmentations of a padded feature batch (frame and clip models alike).
+"""Training-time augmentation of a padded feature batch (frame and clip models alike).
 
-- ``train.feature_dropout`` (channel dropout): each feature channel of a video is zeroed for
-  the whole video with this probability, the rest scaled by ``1 / (1 - p)``. A model cannot
-  lean on a few channels that happen to separate the training videos (what MS-TCN++ and
-  ASFormer do with ``Dropout2d`` on their input features).
-- ``train.speed_perturb`` (speed perturbation): each video is resampled in time by a factor
-  drawn uniformly from ``[1 - s, 1 + s]`` (nearest step, features and targets alike), so
-  segment lengths and transition timing vary between epochs.
+``train.speed_perturb`` (speed perturbation): each video is resampled in time by a factor
+drawn uniformly from ``[1 - s, 1 + s]`` (nearest step, features and targets alike), so segment
+lengths and transition timing vary between epochs. It acts on valid steps only (padding stays
+zero / ``IGNORE_INDEX``, lengths are exact) and runs only in training
+(:func:`pipeline.training.loop.train_one_epoch`), never in evaluation.
 
-Both act on valid steps only; padding stays zero / ``IGNORE_INDEX``, lengths are exact. They
-run only in training (:func:`pipeline.training.loop.train_one_epoch`), never in evaluation.
+Kept because it helped on ``benchmarks/quality.py``; channel dropout of the input features,
+tried the same way, did not (README, "Quality on real footage"), so it is not here.
 """
 
 from __future__ import annotations
@@ -19,23 +17,9 @@ import torch
 from pipeline.data.datasets import IGNORE_INDEX, Batch
 
 
-def augment(batch: Batch, feature_dropout: float = 0.0, speed_perturb: float = 0.0) -> Batch:
-    """``batch`` with the configured augmentations applied (itself when both are 0)."""
-    if speed_perturb > 0:
-        batch = perturb_speed(batch, speed_perturb)
-    if feature_dropout > 0:
-        batch = drop_channels(batch, feature_dropout)
-    return batch
-
-
-def drop_channels(batch: Batch, p: float) -> Batch:
-    """Channel dropout: one keep/drop draw per (video, channel), shared by all its steps."""
-    if not 0 <= p < 1:
-        raise ValueError(f"feature_dropout must lie in [0, 1), got {p}")
-    B, _, D = batch.x.shape
-    keep = torch.rand(B, 1, D, device=batch.x.device) >= p  # (B, 1, D)
-    x = batch.x * keep.to(batch.x.dtype) / (1.0 - p)  # (B, T, D); padding stays zero
-    return batch._replace(x=x)
+def augment(batch: Batch, speed_perturb: float = 0.0) -> Batch:
+    """``batch`` with the configured augmentation applied (itself when it is off)."""
+    return perturb_speed(batch, speed_perturb) if speed_perturb > 0 else batch
 
 
 def perturb_speed(batch: Batch, s: float) -> Batch:

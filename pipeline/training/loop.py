@@ -177,9 +177,7 @@ def fit(spec: FitSpec) -> FitResult:
     weights = None if spec.class_weights is None else spec.class_weights.to(spec.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = _start_state(spec, optimizer)
-    augmentation = partial(
-        augment, feature_dropout=cfg.feature_dropout, speed_perturb=cfg.speed_perturb
-    )
+    augmentation = partial(augment, speed_perturb=cfg.speed_perturb)
     first = cfg.epochs + 1 if state["stopped"] else state["epoch"] + 1  # stopped: nothing to do
     for epoch in range(first, cfg.epochs + 1):
         _set_sampler_epoch(spec.train_loader, epoch)
