@@ -139,13 +139,6 @@ class TrainConfig(Section):
         description="frame models: weight of MS-TCN's smoothing loss (truncated MSE of "
         "neighbouring steps' log-probabilities); 0: off",
     )
-    speed_perturb: float = Field(
-        0.0,
-        ge=0.0,
-        lt=1.0,
-        description="speed perturbation in training: each video resampled in time by a factor "
-        "in [1 - s, 1 + s] (features and frame targets alike); 0: off",
-    )
     device: str = "auto"
     checkpoint_dir: Path = Path("checkpoints")
 

@@ -19,7 +19,6 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,7 @@ from torch.utils.data import DataLoader
 
 from models.rnn import model_config_dict
 from pipeline.config import TrainConfig
-from pipeline.data.datasets import Batch
 from pipeline.fileio import atomic_write_bytes
-from pipeline.training.augment import augment
 from pipeline.training.task import Task, VideoResult
 
 EpochReport = Callable[[int, dict[str, float]], None]
@@ -85,17 +82,13 @@ def train_one_epoch(
     grad_clip: float | None = None,
     class_weights: torch.Tensor | None = None,
     smooth_weight: float = 0.0,
-    augmentation: Callable[[Batch], Batch] | None = None,
 ) -> float:
     """One pass over ``loader``; the mean training loss per video (``smooth_weight``: the
-    frame task's smoothing loss, :meth:`Task.loss`; multi-stage models: :func:`stages_loss`;
-    ``augmentation``: applied to every batch, :func:`pipeline.training.augment.augment`)."""
+    frame task's smoothing loss, :meth:`Task.loss`; multi-stage models: :func:`stages_loss`)."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        if augmentation is not None:
-            batch = augmentation(batch)
         stages = stage_logits(model, batch.x, batch.lengths)
         loss = stages_loss(task, stages, batch.y, class_weights, smooth_weight)
         optimizer.zero_grad(set_to_none=True)
@@ -177,13 +170,12 @@ def fit(spec: FitSpec) -> FitResult:
     weights = None if spec.class_weights is None else spec.class_weights.to(spec.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = _start_state(spec, optimizer)
-    augmentation = partial(augment, speed_perturb=cfg.speed_perturb)
     first = cfg.epochs + 1 if state["stopped"] else state["epoch"] + 1  # stopped: nothing to do
     for epoch in range(first, cfg.epochs + 1):
         _set_sampler_epoch(spec.train_loader, epoch)
         train_loss = train_one_epoch(
             model, spec.train_loader, optimizer, spec.task, spec.device, cfg.grad_clip, weights,
-            cfg.smooth_weight, augmentation,
+            cfg.smooth_weight,
         )  # fmt: skip
         if spec.val_loader is None:
             row = {"train_loss": train_loss}
