@@ -30,7 +30,7 @@ OPTIONS = "labeling.json"
 
 @dataclass
 class TrainedModel:
-    module: nn.Module  # ClipClassifier or FrameTagger, in eval mode
+    module: nn.Module  # ClipClassifier, FrameTagger or TemporalConvNet (tcn), in eval mode
     task: str  # clip | frame
     classes: list[str]
     spec: ExtractorSpec
