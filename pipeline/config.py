@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import UserError
 from pipeline.fileio import read_user_text
@@ -53,6 +60,20 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_seed: int = 0
+    split_file: Path | None = Field(
+        None,
+        description="MS-TCN split bundle (splits/train.split1.bundle; its test.*.bundle beside "
+        "it) or a folder of them chosen by data.fold; one video file name per line",
+    )
+    fold: int | None = Field(
+        None, ge=0, description="with a split_file folder: train.split<fold>.bundle and test.*"
+    )
+
+    @model_validator(mode="after")
+    def _fold_needs_split_file(self) -> DataConfig:
+        if self.fold is not None and self.split_file is None:
+            raise ValueError("data.fold chooses a bundle of data.split_file: set data.split_file")
+        return self
 
 
 class DecodeConfig(Section):
@@ -284,6 +305,7 @@ _PATH_KEYS = (
     ("data", "videos"),
     ("data", "annotations"),
     ("data", "class_names"),
+    ("data", "split_file"),
     ("features", "store"),
     ("train", "checkpoint_dir"),
 )

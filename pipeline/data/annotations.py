@@ -109,7 +109,18 @@ def load_annotations(cfg: DataConfig) -> Annotations:
 
     Detection: a folder with ``groundTruth/`` and ``mapping.txt`` is MS-TCN, another folder is
     folder-per-class; a ``.csv`` is read by its header; any other file is an MMAction2 list.
+    With ``cfg.split_file``, the MS-TCN split bundles give every video its split
+    (:mod:`pipeline.data.bundles`).
     """
+    annotations = _read_labels(cfg)
+    if cfg.split_file is None:
+        return annotations
+    from pipeline.data.bundles import apply_split_bundles
+
+    return apply_split_bundles(annotations, cfg.split_file, cfg.fold, cfg.extensions)
+
+
+def _read_labels(cfg: DataConfig) -> Annotations:
     source = cfg.annotations
     if source is None:
         needs_file = f"the {cfg.task} task needs a label file"

@@ -30,6 +30,7 @@ from models.rnn import RNNConfig, model_config_dict
 from pipeline import tracking
 from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S, Config, DataConfig
 from pipeline.data.annotations import Annotations, load_annotations
+from pipeline.data.bundles import bundle_pair
 from pipeline.data.datasets import (
     BucketBatchSampler,
     Sample,
@@ -312,12 +313,17 @@ class TrainingSetup:
         return bool(self.splits["val"])
 
     def tags(self) -> dict[str, str]:
-        return {
+        tags = {
             "task": self.task.name,
             "extractor_key": self.spec.key(),
             "dataset_fingerprint": self.fingerprint,
             "early_stopping": "on" if self.early_stopping else "off",
         }
+        data = self.cfg.data
+        if data.split_file is not None:  # which fold: the bundles' names (params hold the path)
+            train, test = bundle_pair(data.split_file, data.fold)
+            tags["split_bundles"] = f"{train.name} {test.name}"
+        return tags
 
 
 @dataclass
