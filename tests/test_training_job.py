@@ -244,6 +244,22 @@ def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog
     assert outcome.test_metrics["test_smoothed_f1_50"] == run.data.metrics["test_smoothed_f1_50"]
     assert _stored_options(cfg, outcome) == {"min_segment_s": chosen}
 
+    # A number in the training config is stored as it is; the promotion gate compares the
+    # two versions on what labelling gives (smoothed), each at its own merge length.
+    fixed = run_training(cfg.model_copy(update={"label": cfg.label.model_copy(
+        update={"min_segment_s": 0.7})}))  # fmt: skip
+    assert (fixed.min_segment_s, fixed.min_segment_s_source) == (0.7, "config")
+    assert _stored_options(cfg, fixed) == {"min_segment_s": 0.7}
+    assert fixed.promotion_reason.startswith("smoothed score ")
+    assert "(on the same test split)" in fixed.promotion_reason
+    client = MlflowClient(cfg.tracking.uri)
+    artifacts = {a.path for a in client.list_artifacts(fixed.run_id)}
+    assert "min_segment_s_selection.json" not in artifacts
+    assert "min_segment_s_selection.json" in {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
+    assert "val_smoothed_f1_50" not in client.get_run(fixed.run_id).data.metrics
+
 
 def _stored_options(cfg, outcome) -> dict:
     import mlflow
@@ -275,25 +291,6 @@ def test_val_fraction_zero_trains_every_epoch_and_keeps_the_last(tmp_path, caplo
     assert outcome.min_segment_s == 0.3 and run.data.tags["min_segment_s_source"] == "fallback"
     assert "test_smoothed_f1_50" in run.data.metrics
     assert _stored_options(cfg, outcome) == {"min_segment_s": 0.3}
-
-
-@pytest.mark.slow
-def test_a_number_in_the_config_is_stored_as_it_is(tmp_path) -> None:
-    from mlflow import MlflowClient
-
-    from pipeline.training.job import run_training
-
-    cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0.25, "label.min_segment_s": 0.7})
-    outcome = run_training(cfg)
-    assert (outcome.min_segment_s, outcome.min_segment_s_source) == (0.7, "config")
-    run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
-    assert "min_segment_s_selection.json" not in {
-        a.path for a in MlflowClient(cfg.tracking.uri).list_artifacts(outcome.run_id)
-    }
-    assert (
-        "val_smoothed_f1_50" not in run.data.metrics and "test_smoothed_f1_50" in run.data.metrics
-    )
-    assert _stored_options(cfg, outcome) == {"min_segment_s": 0.7}
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ from pipeline.data.datasets import (
     dataset_fingerprint,
     stratum_of,
 )
-from pipeline.data.frames import NativeFrames, frame_bounds, native_truth
+from pipeline.data.frames import NativeFrames, frame_bounds
 from pipeline.errors import UserError
 from pipeline.features.spec import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
@@ -58,8 +58,9 @@ from pipeline.training.promotion import gate
 from pipeline.training.smoothing import (
     NativeVideo,
     Selection,
+    native_videos,
     select_min_segment,
-    smoothed_metrics,
+    split_smoothed_metrics,
 )
 from pipeline.training.task import Task, task_named
 
@@ -383,22 +384,6 @@ def fit_or_restore(
     return Fitted(result.best_epoch, result.epochs_run)
 
 
-def native_videos(setup: TrainingSetup, evaluation: EvalResult) -> list[NativeVideo]:
-    """The evaluated videos at their native frame rate (those with stored video info)."""
-    items = {item.video: item for item in setup.annotations.items}
-    class_to_id = setup.annotations.class_to_id
-    return [
-        NativeVideo(
-            video,
-            probs,
-            setup.native[video],
-            native_truth(items[video], setup.native[video], class_to_id),
-        )  # fmt: skip
-        for video, probs in zip(evaluation.videos, evaluation.scores, strict=True)
-        if video in setup.native
-    ]
-
-
 def choose_merge_length(setup: TrainingSetup) -> Selection:
     """The ``label.min_segment_s`` stored with the model: the config's number as it is; for
     ``auto``, the grid value that labels the validation videos best (by F1@50, then edit;
@@ -416,7 +401,7 @@ def choose_merge_length(setup: TrainingSetup) -> Selection:
             evaluation = evaluate(
                 setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device
             )
-            videos = native_videos(setup, evaluation)
+            videos = native_videos(setup.annotations, setup.native, evaluation)
         selection = (
             select_min_segment(videos, background_ids=setup.task.background_ids)
             if videos
@@ -447,27 +432,19 @@ def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -
     )
     metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
     if setup.task.per_step and min_segment_s is not None:
-        metrics.update(smoothed_split_metrics(setup, evaluation, split, min_segment_s))
+        metrics.update(
+            split_smoothed_metrics(
+                setup.annotations,
+                setup.native,
+                evaluation,
+                split,
+                min_segment_s,
+                setup.task.background_ids,
+            )  # fmt: skip
+        )
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
     return metrics
-
-
-def smoothed_split_metrics(
-    setup: TrainingSetup, evaluation: EvalResult, split: str, min_segment_s: float
-) -> dict[str, float]:
-    """``<split>_smoothed_<metric>`` of ``evaluation`` (empty, with a warning, when no video of
-    it has native frame info)."""
-    videos = native_videos(setup, evaluation)
-    if len(videos) < len(evaluation.videos):
-        log.warning(
-            "%d of %d %s videos have no stored video info: left out of %s_smoothed_*",
-            len(evaluation.videos) - len(videos), len(evaluation.videos), split, split,
-        )  # fmt: skip
-    if not videos:
-        return {}
-    scores = smoothed_metrics(videos, min_segment_s, setup.task.background_ids)
-    return {f"{split}_smoothed_{name}": value for name, value in scores.items()}
 
 
 def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> None:
