@@ -1,8 +1,10 @@
 """One training job: annotations + stored features -> fitted model -> one MLflow run.
 
-Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
+Five steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
-:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
+:func:`choose_merge_length` (the ``label.min_segment_s`` stored with the model; ``auto``: chosen
+on the validation videos), :func:`evaluate_and_log` (final metrics, raw and as labelled,
+confusion matrix, per-class report) and
 :func:`register` (the model folder logged and registered @challenger, then the promotion gate
 of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
 :func:`run_training` runs them in one MLflow run. Every MLflow call goes through
@@ -192,8 +194,13 @@ def _given_split_reason(split: str) -> str:
 
 
 def _given_val_reason(train_videos: int, cfg: DataConfig) -> str:
+    source = (
+        f"the split bundles of data.split_file ({cfg.split_file}) mark"
+        if cfg.split_file is not None
+        else "the annotations' `split` column marks"
+    )
     return (
-        f"the annotations' `split` column marks no video `val`, and data.val_fraction="
+        f"{source} no video `val`, and data.val_fraction="
         f"{cfg.val_fraction} carved none out of the {train_videos} training videos (stratified "
         f"by label, every label keeping one video in train); mark at least one video `val`, "
         f"add training videos, or set data.val_fraction: 0 to train train.epochs epochs "
@@ -440,7 +447,7 @@ def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -
                 split,
                 min_segment_s,
                 setup.task.background_ids,
-            )  # fmt: skip
+            )
         )
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
