@@ -91,7 +91,8 @@ def running_label_studio(
 def round_trip(server: LabelStudio, tasks: list[dict], label_config: str) -> list[dict]:
     """Create a project with ``label_config``, import ``tasks`` (with their predictions), turn
     the predictions into annotations as a reviewer accepting them would, export JSON."""
-    project = server.call("POST", "/api/projects", {"title": "vidtag", "label_config": label_config})
+    body = {"title": "vidtag", "label_config": label_config}
+    project = server.call("POST", "/api/projects", body)
     pid = project["id"]
     server.call("POST", f"/api/projects/{pid}/import", tasks)
     server.call(

@@ -120,7 +120,8 @@ def latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
 
 def _video_of(task: dict[str, Any], root: Path, path: Path, where: str) -> tuple[str, Path]:
     """The task's video under ``root``: vidtag's ``data.vidtag_video`` when vidtag exported the
-    task, else the longest tail of the ``data.video`` URL's path that names a file there."""
+    task, else the longest tail of the ``data.video`` URL's path that names a file there, else
+    the one file there with its name (an upload's copy; the upload prefix taken off)."""
     data = task.get("data") or {}
     named = data.get("vidtag_video")
     if isinstance(named, str) and (root / named).is_file():
@@ -137,6 +138,10 @@ def _video_of(task: dict[str, Any], root: Path, path: Path, where: str) -> tuple
         candidate = root.joinpath(*parts[first:])
         if candidate.is_file():
             return PurePosixPath(*parts[first:]).as_posix(), candidate
+    # An uploaded file lost its folder: its name alone, if only one video under root has it.
+    named_so = sorted(root.rglob(parts[-1])) if parts else []
+    if len(named_so) == 1 and named_so[0].is_file():
+        return named_so[0].relative_to(root).as_posix(), named_so[0]
     raise AnnotationError(path, f"{where}: no video under {root} matches data.video {url!r}")
 
 
@@ -158,8 +163,8 @@ def _fps(task: dict[str, Any], annotation: dict[str, Any], path: Path, where: st
     if not math.isfinite(fps) or fps <= 0:
         raise AnnotationError(
             path,
-            f"{where}: no frame rate: give each task data.fps (as `vidtag export --to "
-            f'label-studio` does) and frameRate="$fps" on the label config\'s <Video>',
+            f"{where}: no frame rate: give each task data.fps (as `vidtag export LABELLED "
+            f'--to label-studio` does) and frameRate="$fps" on the label config\'s <Video>',
         )
     return fps
 
