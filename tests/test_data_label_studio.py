@@ -111,6 +111,16 @@ def test_the_latest_annotation_that_was_not_cancelled_counts(tmp_path) -> None:
     )
 
 
+def test_whole_numbers_written_as_floats_are_frames(tmp_path) -> None:
+    def edit(task: dict) -> None:
+        for region in _regions(task):
+            span = region["value"]["ranges"][0]
+            span.update(start=float(span["start"]), end=float(span["end"]))
+
+    (item,) = load_annotations(edited_export(tmp_path, edit)).items
+    assert item.labels_at(np.arange(90), np.arange(90) / 30.0) == EXPECTED
+
+
 def test_the_video_is_found_from_its_url_without_vidtags_own_field(tmp_path) -> None:
     def edit(task: dict) -> None:
         del task["data"]["vidtag_video"]
@@ -140,6 +150,10 @@ def _regions(task: dict) -> list[dict]:
         (
             lambda t: _regions(t)[0]["value"]["ranges"][0].update(start=0),
             "region vidtag0 has a bad range",
+        ),
+        (
+            lambda t: _regions(t)[0]["value"]["ranges"][0].update(start=1.5),
+            "region vidtag0 has a bad range {'start': 1.5, 'end': 30} (video frames are whole",
         ),
         (lambda t: t.update(annotations=[]), "no annotated tasks among 1"),
     ],

@@ -169,6 +169,13 @@ def _fps(task: dict[str, Any], annotation: dict[str, Any], path: Path, where: st
     return fps
 
 
+def _frame_number(value: Any) -> int | None:
+    """A whole frame number (Label Studio's SDK types ranges as numbers: 5.0 is frame 5)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
 def _segments(
     annotation: dict[str, Any], fps: float, path: Path, where: str
 ) -> tuple[Segment, ...]:
@@ -184,9 +191,12 @@ def _segments(
             problem = f"{where}: region {result.get('id')} has labels {names}: give it one label"
             raise AnnotationError(path, problem)
         for span in value.get("ranges") or []:
-            start, end = span.get("start"), span.get("end")
-            if not (isinstance(start, int) and isinstance(end, int)) or not 1 <= start <= end:
-                problem = f"{where}: region {result.get('id')} has a bad range {span}"
+            start, end = _frame_number(span.get("start")), _frame_number(span.get("end"))
+            if start is None or end is None or not 1 <= start <= end:
+                problem = (
+                    f"{where}: region {result.get('id')} has a bad range {span} (video frames "
+                    f"are whole numbers from 1, start <= end)"
+                )
                 raise AnnotationError(path, problem)
             frames.append((start, end, str(names[0])))
     merged: list[tuple[int, int, str]] = []
