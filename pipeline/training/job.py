@@ -2,7 +2,8 @@
 
 Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
-:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
+:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report, the review
+figures of :mod:`pipeline.training.review`) and
 :func:`register` (the model folder logged and registered @challenger, then the promotion gate
 of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
 :func:`run_training` runs them in one MLflow run. Every MLflow call goes through
@@ -52,6 +53,7 @@ from pipeline.training.metrics import (
     report_text,
 )
 from pipeline.training.promotion import gate
+from pipeline.training.review import log_review
 from pipeline.training.task import Task, task_named
 
 log = logging.getLogger(__name__)
@@ -333,6 +335,7 @@ def evaluate_and_log(setup: TrainingSetup) -> dict[str, float]:
     metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
+    log_review(setup, split, evaluation)
     return metrics
 
 
