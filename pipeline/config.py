@@ -143,6 +143,9 @@ class TrackingConfig(Section):
     # A new version becomes @candidate only when its selection score on the test split beats
     # the current candidate's by more than this (0: any improvement).
     promote_margin: float = Field(0.0, ge=0, le=1)
+    # A frame run logs a truth-against-prediction figure (timelines/<video>.png) for the first
+    # this many test videos, and one overview of them all (0: only the overview).
+    timeline_videos: int = Field(20, ge=0)
 
 
 class RunnerConfig(Section):

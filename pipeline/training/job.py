@@ -4,7 +4,7 @@ Five steps, each on its own: :func:`build` (annotations, splits, features, model
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
 :func:`choose_merge_length` (the ``label.min_segment_s`` stored with the model; ``auto``: chosen
 on the validation videos), :func:`evaluate_and_log` (final metrics, raw and as labelled,
-confusion matrix, per-class report) and
+confusion matrix, per-class report, the review figures of :mod:`pipeline.training.review`) and
 :func:`register` (the model folder logged and registered @challenger, then the promotion gate
 of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
 :func:`run_training` runs them in one MLflow run. Every MLflow call goes through
@@ -57,6 +57,7 @@ from pipeline.training.metrics import (
     report_text,
 )
 from pipeline.training.promotion import gate
+from pipeline.training.review import log_review
 from pipeline.training.smoothing import (
     NativeVideo,
     Selection,
@@ -451,6 +452,7 @@ def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -
         )
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
+    log_review(setup, split, evaluation)
     return metrics
 
 
