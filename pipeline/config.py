@@ -60,6 +60,20 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_seed: int = 0
+    split_file: Path | None = Field(
+        None,
+        description="MS-TCN split bundle (splits/train.split1.bundle; its test.*.bundle beside "
+        "it) or a folder of them chosen by data.fold; one video file name per line",
+    )
+    fold: int | None = Field(
+        None, ge=0, description="with a split_file folder: train.split<fold>.bundle and test.*"
+    )
+
+    @model_validator(mode="after")
+    def _fold_needs_split_file(self) -> DataConfig:
+        if self.fold is not None and self.split_file is None:
+            raise ValueError("data.fold chooses a bundle of data.split_file: set data.split_file")
+        return self
 
 
 class DecodeConfig(Section):
@@ -152,6 +166,9 @@ class TrackingConfig(Section):
     # A new version becomes @candidate only when its selection score on the test split beats
     # the current candidate's by more than this (0: any improvement).
     promote_margin: float = Field(0.0, ge=0, le=1)
+    # A frame run logs a truth-against-prediction figure (timelines/<video>.png) for the first
+    # this many test videos, and one overview of them all (0: only the overview).
+    timeline_videos: int = Field(20, ge=0)
 
 
 class RunnerConfig(Section):
@@ -324,6 +341,7 @@ _PATH_KEYS = (
     ("data", "videos"),
     ("data", "annotations"),
     ("data", "class_names"),
+    ("data", "split_file"),
     ("features", "store"),
     ("train", "checkpoint_dir"),
 )

@@ -556,6 +556,38 @@ def label(
         raise typer.Exit(1)
 
 
+@app.command()
+@user_errors
+def export(
+    labelled: Annotated[Path, typer.Argument(help="A folder `vidtag label` wrote (its --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the tool's files.")],
+    to: Annotated[str, typer.Option("--to", help="The annotation tool: label-studio.")],
+    document_root: Annotated[
+        Path | None,
+        typer.Option(help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT; default: the labelled input."),
+    ] = None,
+    url_prefix: Annotated[
+        str, typer.Option(help="Prefix of each video's URL, before its path under the root.")
+    ] = "/data/local-files/?d=",
+) -> None:
+    """Export labels to an annotation tool for correction: Label Studio video tasks with the
+    labels as predictions (tasks.json) and the labeling interface to paste (label_config.xml).
+
+    Import the corrected project's JSON export for training with data.annotations: export.json.
+
+    Example: [bold]vidtag export labels/ --to label-studio --out ls/[/]
+    """
+    from pipeline.labeling.label_studio import export_label_studio
+
+    if to != "label-studio":
+        raise typer.BadParameter(f"unknown tool {to!r}: only label-studio", param_hint="--to")
+    summary = export_label_studio(labelled, out, document_root, url_prefix)
+    console.print(
+        f"{summary.tasks} tasks, {summary.regions} regions, {len(summary.classes)} classes -> "
+        + ", ".join(str(path) for path in summary.files)
+    )
+
+
 # --- serve ---------------------------------------------------------------------------------
 
 

@@ -18,9 +18,11 @@ native frame's time (seconds segments) or index (frame segments).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S
 
 if TYPE_CHECKING:
     from pipeline.data.annotations import VideoAnnotation
@@ -156,3 +158,16 @@ def native_truth(
     indices = np.arange(native.count, dtype=np.int64)
     names = item.labels_at(indices, native.bounds[:-1])
     return np.array([class_to_id[name] for name in names], dtype=np.int64)
+
+
+def merge_length(setting: float | str, options: dict[str, Any]) -> float:
+    """The merge length labelling applies: a number the user set (config, ``--set``, a pyfunc
+    param or column) wins; ``auto`` takes the model's stored ``min_segment_s`` (chosen at
+    training time on the validation videos, or the training config's number), and a model that
+    stores none (trained before vidtag stored it) :data:`AUTO_MIN_SEGMENT_FALLBACK_S`."""
+    if setting != AUTO:
+        return float(setting)
+    stored = options.get("min_segment_s")
+    if isinstance(stored, (int, float)) and not isinstance(stored, bool) and stored >= 0:
+        return float(stored)
+    return AUTO_MIN_SEGMENT_FALLBACK_S

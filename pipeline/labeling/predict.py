@@ -21,6 +21,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.labeling.segments import SegmentBuilder, VideoLabels, merge_length
 from pipeline.tracking.registry import ModelRef, resolve_model, use_tracking
+from pipeline.tracking.served import output_columns
 from pipeline.training.task import task_named
 
 if TYPE_CHECKING:
@@ -142,8 +143,6 @@ def _frame_times(entry: StoredFeatures, frame_count: int) -> np.ndarray | None:
 
 # --- the MLflow pyfunc's table input -----------------------------------------------------------
 
-TABLE_COLUMNS = ("video", "status", "label", "score", "error")
-
 
 def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """One row per ``table["video"]`` path: video, status (ok/failed), label, score, error,
@@ -169,8 +168,7 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
             row_params = {**model.options, **params, **given}
             cfg = table_config(row_params, Path(scratch))
             rows.append(_table_row(str(record["video"]), cfg, model))
-    per_step = task_named(model.task).per_step
-    names = [*TABLE_COLUMNS, *(["segments"] if per_step else [])]
+    names = list(output_columns(model.task))
     frame = pd.DataFrame(rows, columns=names).astype(object)
     return frame.where(frame.notna(), None)  # NaN is not JSON: missing values are null
 

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S
 from pipeline.data.frames import (
     FrameProbs,
     NativeFrames,
     Run,
     frame_bounds,
     label_runs,
+    merge_length,
     merge_short_runs,
     merged_runs,
     steps_of_frames,
@@ -50,19 +50,6 @@ __all__ = [
     "frame_bounds", "label_runs", "labels_from_clip", "labels_from_frames", "merge_length",
     "merge_short_runs", "merged_runs", "steps_of_frames",
 ]  # fmt: skip
-
-
-def merge_length(setting: float | str, options: dict[str, Any]) -> float:
-    """The merge length labelling applies: a number the user set (config, ``--set``, a pyfunc
-    param or column) wins; ``auto`` takes the model's stored ``min_segment_s`` (chosen at
-    training time on the validation videos, or the training config's number), and a model that
-    stores none (trained before vidtag stored it) :data:`AUTO_MIN_SEGMENT_FALLBACK_S`."""
-    if setting != AUTO:
-        return float(setting)
-    stored = options.get("min_segment_s")
-    if isinstance(stored, (int, float)) and not isinstance(stored, bool) and stored >= 0:
-        return float(stored)
-    return AUTO_MIN_SEGMENT_FALLBACK_S
 
 
 # --- one video's labels ------------------------------------------------------------------------

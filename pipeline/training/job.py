@@ -1,8 +1,10 @@
 """One training job: annotations + stored features -> fitted model -> one MLflow run.
 
-Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
+Five steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
-:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
+:func:`choose_merge_length` (the ``label.min_segment_s`` stored with the model; ``auto``: chosen
+on the validation videos), :func:`evaluate_and_log` (final metrics, raw and as labelled,
+confusion matrix, per-class report, the review figures of :mod:`pipeline.training.review`) and
 :func:`register` (the model folder logged and registered @challenger, then the promotion gate
 of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
 :func:`run_training` runs them in one MLflow run. Every MLflow call goes through
@@ -30,6 +32,7 @@ from models.rnn import RNNConfig, model_config_dict
 from pipeline import tracking
 from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S, Config, DataConfig
 from pipeline.data.annotations import Annotations, load_annotations
+from pipeline.data.bundles import bundle_pair
 from pipeline.data.datasets import (
     BucketBatchSampler,
     Sample,
@@ -41,7 +44,7 @@ from pipeline.data.datasets import (
     dataset_fingerprint,
     stratum_of,
 )
-from pipeline.data.frames import NativeFrames, frame_bounds, native_truth
+from pipeline.data.frames import NativeFrames, frame_bounds
 from pipeline.errors import UserError
 from pipeline.features.spec import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
@@ -54,11 +57,13 @@ from pipeline.training.metrics import (
     report_text,
 )
 from pipeline.training.promotion import gate
+from pipeline.training.review import log_review
 from pipeline.training.smoothing import (
     NativeVideo,
     Selection,
+    native_videos,
     select_min_segment,
-    smoothed_metrics,
+    split_smoothed_metrics,
 )
 from pipeline.training.task import Task, task_named
 
@@ -190,8 +195,13 @@ def _given_split_reason(split: str) -> str:
 
 
 def _given_val_reason(train_videos: int, cfg: DataConfig) -> str:
+    source = (
+        f"the split bundles of data.split_file ({cfg.split_file}) mark"
+        if cfg.split_file is not None
+        else "the annotations' `split` column marks"
+    )
     return (
-        f"the annotations' `split` column marks no video `val`, and data.val_fraction="
+        f"{source} no video `val`, and data.val_fraction="
         f"{cfg.val_fraction} carved none out of the {train_videos} training videos (stratified "
         f"by label, every label keeping one video in train); mark at least one video `val`, "
         f"add training videos, or set data.val_fraction: 0 to train train.epochs epochs "
@@ -312,12 +322,17 @@ class TrainingSetup:
         return bool(self.splits["val"])
 
     def tags(self) -> dict[str, str]:
-        return {
+        tags = {
             "task": self.task.name,
             "extractor_key": self.spec.key(),
             "dataset_fingerprint": self.fingerprint,
             "early_stopping": "on" if self.early_stopping else "off",
         }
+        data = self.cfg.data
+        if data.split_file is not None:  # which fold: the bundles' names (params hold the path)
+            train, test = bundle_pair(data.split_file, data.fold)
+            tags["split_bundles"] = f"{train.name} {test.name}"
+        return tags
 
 
 @dataclass
@@ -377,22 +392,6 @@ def fit_or_restore(
     return Fitted(result.best_epoch, result.epochs_run)
 
 
-def native_videos(setup: TrainingSetup, evaluation: EvalResult) -> list[NativeVideo]:
-    """The evaluated videos at their native frame rate (those with stored video info)."""
-    items = {item.video: item for item in setup.annotations.items}
-    class_to_id = setup.annotations.class_to_id
-    return [
-        NativeVideo(
-            video,
-            probs,
-            setup.native[video],
-            native_truth(items[video], setup.native[video], class_to_id),
-        )  # fmt: skip
-        for video, probs in zip(evaluation.videos, evaluation.scores, strict=True)
-        if video in setup.native
-    ]
-
-
 def choose_merge_length(setup: TrainingSetup) -> Selection:
     """The ``label.min_segment_s`` stored with the model: the config's number as it is; for
     ``auto``, the grid value that labels the validation videos best (by F1@50, then edit;
@@ -410,7 +409,7 @@ def choose_merge_length(setup: TrainingSetup) -> Selection:
             evaluation = evaluate(
                 setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device
             )
-            videos = native_videos(setup, evaluation)
+            videos = native_videos(setup.annotations, setup.native, evaluation)
         selection = (
             select_min_segment(videos, background_ids=setup.task.background_ids)
             if videos
@@ -441,27 +440,20 @@ def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -
     )
     metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
     if setup.task.per_step and min_segment_s is not None:
-        metrics.update(smoothed_split_metrics(setup, evaluation, split, min_segment_s))
+        metrics.update(
+            split_smoothed_metrics(
+                setup.annotations,
+                setup.native,
+                evaluation,
+                split,
+                min_segment_s,
+                setup.task.background_ids,
+            )
+        )
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
+    log_review(setup, split, evaluation)
     return metrics
-
-
-def smoothed_split_metrics(
-    setup: TrainingSetup, evaluation: EvalResult, split: str, min_segment_s: float
-) -> dict[str, float]:
-    """``<split>_smoothed_<metric>`` of ``evaluation`` (empty, with a warning, when no video of
-    it has native frame info)."""
-    videos = native_videos(setup, evaluation)
-    if len(videos) < len(evaluation.videos):
-        log.warning(
-            "%d of %d %s videos have no stored video info: left out of %s_smoothed_*",
-            len(evaluation.videos) - len(videos), len(evaluation.videos), split, split,
-        )  # fmt: skip
-    if not videos:
-        return {}
-    scores = smoothed_metrics(videos, min_segment_s, setup.task.background_ids)
-    return {f"{split}_smoothed_{name}": value for name, value in scores.items()}
 
 
 def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> None:

@@ -12,13 +12,20 @@ highest F1@50 wins, then the highest edit score, then the shorter length.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from pipeline.data.frames import NativeFrames, native_labels
+from pipeline.data.frames import NativeFrames, native_labels, native_truth
 from pipeline.training.metrics import frame_metrics
+
+if TYPE_CHECKING:
+    from pipeline.data.annotations import Annotations
+    from pipeline.training.loop import EvalResult
+
+log = logging.getLogger(__name__)
 
 # Seconds. Dense below 0.5 s, where one or two sampled steps at 5-10 fps are flicker; sparse
 # above, up to 2 s (longer merges swallow real short actions in most datasets).
@@ -78,3 +85,41 @@ def select_min_segment(
     scores = {float(value): smoothed_metrics(videos, value, background_ids) for value in grid}
     best = min(scores, key=lambda value: (-scores[value]["f1_50"], -scores[value]["edit"], value))
     return Selection(best, "validation", scores)
+
+
+def native_videos(
+    annotations: Annotations, native: dict[str, NativeFrames], evaluation: EvalResult
+) -> list[NativeVideo]:
+    """The evaluated videos at their native frame rate (those whose native frames are known:
+    every video extraction stored, since it stores the video's info)."""
+    items = {item.video: item for item in annotations.items}
+    class_to_id = annotations.class_to_id
+    return [
+        NativeVideo(
+            video, probs, native[video], native_truth(items[video], native[video], class_to_id)
+        )
+        for video, probs in zip(evaluation.videos, evaluation.scores, strict=True)
+        if video in native
+    ]
+
+
+def split_smoothed_metrics(
+    annotations: Annotations,
+    native: dict[str, NativeFrames],
+    evaluation: EvalResult,
+    split: str,
+    min_s: float,
+    background_ids: Sequence[int] = (0,),
+) -> dict[str, float]:
+    """``<split>_smoothed_<metric>`` of ``evaluation`` at merge length ``min_s`` (empty, with a
+    warning, when no video of it has known native frames)."""
+    videos = native_videos(annotations, native, evaluation)
+    if len(videos) < len(evaluation.videos):
+        log.warning(
+            "%d of %d %s videos have no stored video info: left out of %s_smoothed_*",
+            len(evaluation.videos) - len(videos), len(evaluation.videos), split, split,
+        )  # fmt: skip
+    if not videos:
+        return {}
+    scores = smoothed_metrics(videos, min_s, background_ids)
+    return {f"{split}_smoothed_{name}": value for name, value in scores.items()}
