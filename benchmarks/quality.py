@@ -140,9 +140,8 @@ def merge_length(setup) -> float:
     """The merge length labelling will use: the config's number, or for ``auto`` the one
     training chooses on the validation videos (``pipeline.training.job``'s choice, untracked)."""
     from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S
-    from pipeline.training.job import native_videos
     from pipeline.training.loop import evaluate
-    from pipeline.training.smoothing import select_min_segment
+    from pipeline.training.smoothing import native_videos, select_min_segment
 
     setting = setup.cfg.label.min_segment_s
     if setting != AUTO:
@@ -150,17 +149,16 @@ def merge_length(setup) -> float:
     if "val" not in setup.loaders:
         return AUTO_MIN_SEGMENT_FALLBACK_S
     val = evaluate(setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device)
-    videos = native_videos(setup, val)
+    videos = native_videos(setup.annotations, setup.native, val)
     return select_min_segment(videos, background_ids=setup.task.background_ids).min_segment_s
 
 
 def labelled_metrics(setup, test, merge_s: float) -> dict[str, float]:
     """The test metrics of what ``vidtag label`` writes: native-frame labels after merging
     (the run's ``test_smoothed_*``)."""
-    from pipeline.training.job import native_videos
-    from pipeline.training.smoothing import smoothed_metrics
+    from pipeline.training.smoothing import native_videos, smoothed_metrics
 
-    videos = native_videos(setup, test)
+    videos = native_videos(setup.annotations, setup.native, test)
     if len(videos) != len(test.videos):
         raise RuntimeError("some test montages have no video info in the feature store")
     metrics = smoothed_metrics(videos, merge_s, setup.task.background_ids)
