@@ -105,14 +105,37 @@ class FeaturesConfig(Section):
 
 
 class ModelConfig(Section):
-    cell: Literal["rnn", "gru", "lstm", "none"] = "gru"
-    hidden: int = Field(256, gt=0)
-    layers: int = Field(2, gt=0)
-    bidirectional: bool = True
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    pooling: Literal["last", "mean", "attention"] = "last"
+    cell: Literal["rnn", "gru", "lstm", "none", "tcn"] = Field(
+        "gru",
+        description="rnn, gru, lstm; none: a per-step MLP, the order-blind baseline; tcn: "
+        "MS-TCN's dilated residual temporal convolutions (frame task only)",
+    )
+    hidden: int = Field(256, gt=0, description="RNN hidden size (per direction)")
+    layers: int = Field(2, gt=0, description="stacked RNN layers")
+    bidirectional: bool = Field(
+        True, description="false: causal (a step reads no later step; tcn pads on the left)"
+    )
+    dropout: float = Field(
+        0.2, ge=0.0, lt=1.0, description="between RNN layers and before heads; tcn: per layer"
+    )
+    pooling: Literal["last", "mean", "attention"] = Field(
+        "last", description="clip models: how the steps' states become one"
+    )
     input_norm: bool = Field(True, description="LayerNorm on the input features")
     projection: int | None = Field(None, gt=0, description="linear input projection size")
+    stages: int = Field(
+        1,
+        ge=1,
+        description="frame models: stage 1 plus stages-1 refinement stages, each reading the "
+        "previous stage's class probabilities (MS-TCN); all trained, the last predicts",
+    )
+    stage_hidden: int = Field(
+        64, gt=0, description="RNN cells: hidden size of each refinement stage's 1-layer RNN"
+    )
+    tcn_layers: int = Field(
+        10, gt=0, description="tcn: dilated residual layers per stage (dilation 2^i, kernel 3)"
+    )
+    tcn_channels: int = Field(64, gt=0, description="tcn: feature maps of every layer")
 
 
 class TrainConfig(Section):
@@ -199,6 +222,16 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     runner: RunnerConfig = RunnerConfig()
     label: LabelConfig = LabelConfig()
+
+    @model_validator(mode="after")
+    def _frame_only_models(self) -> Config:
+        if self.data.task != "frame" and (self.model.cell == "tcn" or self.model.stages > 1):
+            what = "model.cell: tcn" if self.model.cell == "tcn" else "model.stages > 1"
+            raise ValueError(
+                f"{what} labels every frame: it needs data.task: frame, got "
+                f"{self.data.task!r} (clip models: cell rnn, gru, lstm or none, one stage)"
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -438,7 +471,9 @@ def _explain(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         key = ".".join(str(p) for p in error["loc"])
         value = error.get("input")
-        if error["type"] == "extra_forbidden":
+        if not error["loc"]:  # a rule across sections (Config's model validator)
+            lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
+        elif error["type"] == "extra_forbidden":
             allowed = _allowed_keys(error["loc"][:-1])
             lines.append(f"  unknown key {key!r} (allowed here: {allowed})")
         else:

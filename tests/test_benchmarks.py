@@ -50,9 +50,13 @@ def test_extract_benchmark_prints_every_measure_and_the_ratios(tmp_path: Path) -
     [["--repeats", "1", "--batch", "4", "--min-len", "8", "--max-len", "16", "--dim", "16",
       "--hidden", "8", "--classes", "3"]],
 )  # fmt: skip
-def test_train_benchmark_prints_both_ratios(tmp_path: Path, args: list[str]) -> None:
+def test_train_benchmark_prints_every_ratio(tmp_path: Path, args: list[str]) -> None:
     lines = _run("train.py", args, tmp_path)
-    assert re.fullmatch(r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+", lines[-1])
+    assert re.fullmatch(
+        r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+ stages4/stages1=\d+\.\d+ "
+        r"tcn/stages1=\d+\.\d+",
+        lines[-1],
+    )
 
 
 def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:

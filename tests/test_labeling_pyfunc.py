@@ -23,6 +23,7 @@ PREDICT_PATH = (
     "pipeline.training.task",
     "pipeline.features.extract",
     "models.rnn",
+    "models.tcn",
 )
 # Imported on the predict path but not the model's own requirement: mlflow requires pandas;
 # decord is optional (`decode.backend: auto` decodes with OpenCV).
