@@ -133,6 +133,11 @@ class RunnerConfig(Section):
 class LabelConfig(Section):
     min_segment_s: float = Field(0.0, ge=0)
     overwrite: bool = False
+    previews: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="browser-playable H.264 preview beside the labels: auto = only for videos "
+        "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
+    )
 
 
 class Config(Section):
