@@ -47,7 +47,7 @@ class PreviewError(UserError):
 
 def browser_playable(video: Path, codec: str) -> bool:
     """Does a browser play ``video`` as it is? By container and codec (``VideoInfo.codec``)."""
-    from pipeline.video._container import container_kind, read_head
+    from pipeline.video import container_kind, read_head
 
     try:
         kind = container_kind(read_head(video)[:64])

@@ -1,0 +1,66 @@
+"""Labelled folders for the review-page tests, made without Prefect or MLflow: synthetic videos
+(OpenCV ``mp4v``, like the demo's), a random frame tagger saved as a local model folder, and
+:func:`pipeline.labeling.folder.label_one` on each video, then the page."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+from pipeline.jobs import VideoRecord
+
+
+class Folder(NamedTuple):
+    input: Path
+    output: Path
+    records: list[VideoRecord]
+    classes: list[str]
+    annotations: Path
+
+
+def random_frame_model(folder: Path, cfg, classes: list[str]) -> Path:
+    """A random-init frame tagger over the config's extractor, as a local model folder."""
+    import torch
+
+    from models.rnn import build_model, model_config_dict
+    from pipeline.features import spec_from_config
+    from pipeline.tracking.model_io import save_model_dir
+
+    torch.manual_seed(0)
+    spec = spec_from_config(cfg)
+    module = build_model("frame", 512, len(classes), {"hidden": 16, "layers": 1}).eval()
+    config = model_config_dict(module)
+    return save_model_dir(folder, module, config, spec, classes, "background")
+
+
+def labelled_folder(
+    root: Path, videos: int = 2, previews: str = "auto", extra: tuple[Path, ...] = ()
+) -> Folder:
+    """``videos`` synthetic frame-task videos (plus copies of ``extra``) labelled into
+    ``root/out`` with ``label.previews: previews``; index.html written."""
+    from pipeline.labeling.folder import label_one, plan_folder
+    from pipeline.labeling.outputs import INDEX_HTML
+    from pipeline.labeling.page import index_html
+    from pipeline.labeling.predict import get_model
+    from pipeline.synth.dataset import write_dataset
+    from tests.conftest import tiny_config
+
+    data = root / "data"
+    summary = write_dataset(data, task="frame", videos=videos, seed=3, segments=(2, 3))
+    inbox = root / "inbox"
+    inbox.mkdir()
+    for video in sorted(data.rglob("*.mp4")):
+        shutil.copy2(video, inbox / video.name)
+    for video in extra:
+        shutil.copy2(video, inbox / video.name)
+    cfg = tiny_config(root, inbox, None, "frame", **{"label.previews": previews})
+    classes = list(summary.classes)
+    model = get_model(str(random_frame_model(root / "model", cfg, classes)))
+    out = root / "out"
+    records = [
+        label_one(v.path, v.relative, v.base, out, cfg, model)
+        for v in plan_folder(inbox, cfg.data.extensions)
+    ]
+    (out / INDEX_HTML).write_text(index_html(out, records, model.describe()), encoding="utf-8")
+    return Folder(inbox, out, records, classes, data / "segments.csv")
