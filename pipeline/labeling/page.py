@@ -29,6 +29,7 @@ from urllib.parse import quote
 from pipeline.jobs import plural
 
 if TYPE_CHECKING:
+    from pipeline.data.annotations import Annotations
     from pipeline.jobs import VideoRecord
 
 # Tableau 20: distinct on white, in an order that keeps neighbours apart.
@@ -248,7 +249,8 @@ def render_index(
 <option value="score">score (least sure first)</option><option value="name">name</option>
 </select></label>
 <span id="shown" class="shown"></span>
-<span class="keys"><kbd>j</kbd>/<kbd>k</kbd> next/previous video &middot; <kbd>space</kbd> play</span>
+<span class="keys"><kbd>j</kbd>/<kbd>k</kbd> next/previous video &middot;
+<kbd>space</kbd> play</span>
 </div>
 <div id="legend" class="legend"></div>
 </header>
@@ -266,10 +268,14 @@ def index_html(
     output: Path,
     records: list[VideoRecord],
     model: dict[str, Any],
-    truth: dict[str, dict[str, Any]] | None = None,
+    annotations: Annotations | None = None,
 ) -> str:
-    """The page's HTML, reading each labelled video's labels.json from ``output``."""
+    """The page's HTML, reading each labelled video's labels.json from ``output``; with
+    ``annotations`` (``--truth``) the truth's segments and metrics beside the labels."""
+    from pipeline.labeling.truth import truth_views
+
     docs = read_documents(output, records)
+    truth = truth_views(annotations, records, docs) if annotations is not None else None
     return render_index(records, docs, model, truth, output)
 
 

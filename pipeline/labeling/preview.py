@@ -81,7 +81,8 @@ def preview_command(ffmpeg: str, video: Path, target: Path, frames: int) -> list
         # passthrough: no frame dropped or duplicated; setpts: the first frame at 0 s
         "-fps_mode", "passthrough", "-vf", f"setpts=PTS-STARTPTS,{scale},format=yuv420p",
         # demux: the encoder keeps the source's time base (else it rounds times to 1/fps)
-        "-enc_time_base", "demux", "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
+        "-enc_time_base", "demux", "-frames:v", str(frames),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
         "-bf", "0", "-g", "30", "-movflags", "+faststart", "-f", "mp4", str(target),
     ]  # fmt: skip
 

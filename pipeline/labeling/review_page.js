@@ -80,6 +80,10 @@
   }
 
   function metricsLine(m) {
+    if (m.correct !== undefined) {
+      return el("span", { class: "metrics" }, ["truth ", el("b", { text: m.truth_label }),
+        m.correct ? " ✓" : " ✗ (predicted " + "differently)"]);
+    }
     const part = (label, value) => [label + " ", el("b", { text: value }), "  "];
     const bits = [].concat(
       part("truth: frame acc", (100 * m.frame_accuracy).toFixed(1) + "%"),
