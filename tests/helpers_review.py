@@ -17,6 +17,8 @@ class Folder(NamedTuple):
     records: list[VideoRecord]
     classes: list[str]
     annotations: Path
+    cfg: object  # pipeline.config.Config
+    model: object  # pipeline.labeling.predict.LoadedModel
 
 
 def random_frame_model(folder: Path, cfg, classes: list[str]) -> Path:
@@ -34,14 +36,28 @@ def random_frame_model(folder: Path, cfg, classes: list[str]) -> Path:
     return save_model_dir(folder, module, config, spec, classes, "background")
 
 
+def label_into(inbox: Path, out: Path, cfg, model) -> list[VideoRecord]:
+    """Every video of ``inbox`` labelled into ``out`` (a bad one is a failed record, as in the
+    flow), and the page written."""
+    from pipeline.labeling.folder import label_one, plan_folder
+    from pipeline.labeling.outputs import INDEX_HTML
+    from pipeline.labeling.page import index_html
+
+    records = []
+    for video in plan_folder(inbox, cfg.data.extensions):
+        try:
+            records.append(label_one(video.path, video.relative, video.base, out, cfg, model))
+        except Exception as error:  # noqa: BLE001 - the flow's failed row
+            records.append(VideoRecord(video.relative, "failed", error=str(error)))
+    (out / INDEX_HTML).write_text(index_html(out, records, model.describe()), encoding="utf-8")
+    return records
+
+
 def labelled_folder(
     root: Path, videos: int = 2, previews: str = "auto", extra: tuple[Path, ...] = ()
 ) -> Folder:
     """``videos`` synthetic frame-task videos (plus copies of ``extra``) labelled into
     ``root/out`` with ``label.previews: previews``; index.html written."""
-    from pipeline.labeling.folder import label_one, plan_folder
-    from pipeline.labeling.outputs import INDEX_HTML
-    from pipeline.labeling.page import index_html
     from pipeline.labeling.predict import get_model
     from pipeline.synth.dataset import write_dataset
     from tests.conftest import tiny_config
@@ -57,10 +73,5 @@ def labelled_folder(
     cfg = tiny_config(root, inbox, None, "frame", **{"label.previews": previews})
     classes = list(summary.classes)
     model = get_model(str(random_frame_model(root / "model", cfg, classes)))
-    out = root / "out"
-    records = [
-        label_one(v.path, v.relative, v.base, out, cfg, model)
-        for v in plan_folder(inbox, cfg.data.extensions)
-    ]
-    (out / INDEX_HTML).write_text(index_html(out, records, model.describe()), encoding="utf-8")
-    return Folder(inbox, out, records, classes, data / "segments.csv")
+    records = label_into(inbox, root / "out", cfg, model)
+    return Folder(inbox, root / "out", records, classes, data / "segments.csv", cfg, model)
