@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from pipeline.jobs import VideoRecord
 
 
@@ -75,3 +77,16 @@ def labelled_folder(
     model = get_model(str(random_frame_model(root / "model", cfg, classes)))
     records = label_into(inbox, root / "out", cfg, model)
     return Folder(inbox, root / "out", records, classes, data / "segments.csv", cfg, model)
+
+
+@pytest.fixture(scope="session")
+def review_folder(tmp_path_factory) -> Folder:
+    """Two synthetic ``mp4v`` videos (the demo's kind), an MPEG-4 Part 2 AVI and a broken file,
+    labelled with ``label.previews: auto``."""
+    from tests.helpers_video import write_video
+
+    root = tmp_path_factory.mktemp("review")
+    avi = write_video(root / "camera.avi", "XVID", frames=40)
+    broken = root / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
+    return labelled_folder(root, videos=2, previews="auto", extra=(avi, broken))

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers_review import Folder, label_into, labelled_folder
+from tests.helpers_review import Folder, label_into
 from tests.helpers_trained import Labelled, summary_rows
-from tests.helpers_video import write_video
 
 pytestmark = pytest.mark.slow  # labels a folder and starts a browser
 
@@ -47,13 +46,9 @@ def browser():
         launched.close()
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Folder:
-    root = tmp_path_factory.mktemp("review")
-    avi = write_video(root / "camera.avi", "XVID", frames=40)  # MPEG-4 Part 2 in AVI
-    broken = root / "broken.mp4"
-    broken.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
-    return labelled_folder(root, videos=2, previews="auto", extra=(avi, broken))
+@pytest.fixture
+def folder(review_folder: Folder) -> Folder:
+    return review_folder
 
 
 class Opened:
