@@ -258,3 +258,29 @@ def test_the_flow_made_page_opens_and_plays(browser, labelled: Labelled, tmp_pat
     print(f"review page screenshot: {shot}")
     assert opened.problems == []
     opened.page.close()
+
+
+def test_a_video_the_browser_cannot_play_says_so(browser, review_folder: Folder, tmp_path) -> None:
+    """Labels written before previews existed (no ``preview`` entry): the page tries the video
+    itself, and where the browser fails it says why and what to do."""
+    import json
+
+    from pipeline.labeling.page import index_html
+
+    out = tmp_path / "out"
+    shutil.copytree(review_folder.output, out)
+    labels = out / "camera.labels.json"
+    doc = json.loads(labels.read_text())
+    del doc["preview"]
+    labels.write_text(json.dumps(doc))
+    (out / "camera.preview.mp4").unlink()
+    page = index_html(out, review_folder.records, review_folder.model.describe())
+    (out / "index.html").write_text(page, encoding="utf-8")
+    opened = Opened(browser, out / "index.html")
+    row = opened.row("camera.avi")
+    row.locator(".head .name").click()
+    note = row.locator(".player .note")
+    note.wait_for(timeout=15_000)
+    assert "cannot play this video" in note.inner_text()
+    assert "label.previews" in note.inner_text()
+    opened.page.close()

@@ -241,6 +241,13 @@
       video.addEventListener("loadedmetadata", () => {
         if (video.textTracks[0]) video.textTracks[0].mode = "showing";
       });
+      video.addEventListener("error", () => {
+        if (row.playerSlot.querySelector(".note")) return;
+        row.playerSlot.append(el("p", { class: "note", text: "the browser cannot play "
+          + (v.preview ? "this preview" : "this video") + " (" + (video.error ? "media error "
+          + video.error.code : "error") + "): label the folder again with label.previews: auto "
+          + "or always to write a browser-playable preview" }));
+      });
       for (const ev of ["timeupdate", "seeked", "play"]) {
         video.addEventListener(ev, () => follow(row));
       }
