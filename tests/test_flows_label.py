@@ -279,3 +279,27 @@ def test_labelled_videos_cost_no_task_run(prefect_api, clip_dataset: Path, tmp_p
     summary, runs = run()
     assert runs == 1 and [r["status"] for r in summary["records"]] == ["skipped"] * 2 + ["ok"]
     assert summary_rows(out)["zz_new.mp4"]["status"] == "ok"
+
+
+def test_truth_puts_each_videos_frame_metrics_on_the_page(labelled, tmp_path) -> None:
+    import re
+
+    out = copy_output(labelled, tmp_path)
+    # the MS-TCN folder (frame per frame) of the dataset the held-back videos come from
+    result = relabel(labelled, out, "--truth", str(labelled.trained.dataset))
+    assert result.exit_code == 1, result.output  # the damaged videos, as without truth
+    page = (out / "index.html").read_text()
+    block = re.search(r'<script type="application/json" id="vidtag-data">(.*?)</script>', page)
+    videos = {v["name"]: v for v in json.loads(block.group(1))["videos"]}
+    for video in labelled.held_out:
+        entry = videos[video]
+        assert entry["truth"] and entry["metrics"]["frame_accuracy"] >= 0.8, entry["metrics"]
+        assert set(entry["metrics"]) == {"frame_accuracy", "f1_macro", "edit", "f1_10", "f1_25",
+                                         "f1_50"}  # fmt: skip
+    assert videos["twins/clip.mp4"]["truth_error"] == "no truth"  # renamed: not in the truth
+
+    bad = tmp_path / "truth.csv"
+    bad.write_text("video,start,end,label\nnowhere.mp4,0,1,spin\n")
+    result = relabel(labelled, tmp_path / "never", "--truth", str(bad))
+    assert result.exit_code == 2 and "truth.csv" in result.output and "nowhere.mp4" in result.output
+    assert not (tmp_path / "never").exists()  # stopped before any work

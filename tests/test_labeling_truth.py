@@ -95,3 +95,16 @@ def test_a_bad_truth_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
     truth.write_text("video,start,end,label\nmissing.mp4,0,1,stir\n")
     with pytest.raises(AnnotationError, match="truth.csv.*missing.mp4"):
         load_truth(truth, "frame", "background", tmp_path, [".mp4"])
+
+
+def test_an_mstcn_folder_finds_its_videos_under_itself(tmp_path: Path) -> None:
+    video, _ = dataset(tmp_path, EXACT_FRAMES)
+    labels = "background\n" * 4 + "stir\n" * 6 + "background\n" * 2 + "pour\n" * 4 + \
+        "background\n" * 2 + "stir\n" * 2  # fmt: skip
+    (tmp_path / "data" / "groundTruth").mkdir()
+    (tmp_path / "data" / "groundTruth" / "a.txt").write_text(labels)
+    (tmp_path / "data" / "mapping.txt").write_text("0 background\n1 stir\n2 pour\n")
+    # labelling a copy elsewhere: the MS-TCN folder still finds its own videos
+    annotations = load_truth(tmp_path / "data", "frame", "background", tmp_path / "x", [".mp4"])
+    view = views_of(annotations, VideoRecord("sub/a.mp4", "ok", path=str(video)))
+    assert view["metrics"]["frame_accuracy"] == 1.0 and view["metrics"]["edit"] == 1.0

@@ -28,14 +28,29 @@ def load_truth(
     source: Path, task: str, background: str | None, videos: Path, extensions: list[str]
 ) -> Annotations:
     """The annotations in ``source`` for a ``task`` model; raises AnnotationError (naming the
-    file and the problem) for a file that is not one."""
-    from pipeline.data.annotations import load_annotations
+    file and the problem) for a file that is not one.
 
-    data = DataConfig(
-        task=task, annotations=Path(source).expanduser(), videos=videos,
-        background=background or "background", extensions=extensions,
-    )  # fmt: skip
-    return load_annotations(data)
+    A folder (MS-TCN, folder per class) is read with its videos under itself (a dataset's own
+    layout), else under ``videos`` (the labelled folder); a file names its videos relative to
+    its own folder, as in training.
+    """
+    from pipeline.data.annotations import AnnotationError, load_annotations
+
+    source = Path(source).expanduser()
+
+    def read(root: Path) -> Annotations:
+        data = DataConfig(
+            task=task, annotations=source, videos=root,
+            background=background or "background", extensions=extensions,
+        )  # fmt: skip
+        return load_annotations(data)
+
+    if source.is_dir():
+        try:
+            return read(source)
+        except AnnotationError:
+            pass  # its videos are elsewhere: the labelled folder's, or the error names it
+    return read(videos)
 
 
 def match(annotations: Annotations, records: list[VideoRecord]) -> dict[str, VideoAnnotation]:
