@@ -61,13 +61,15 @@ def label_folder(
     config: Config | None = None,
     overwrite: bool | None = None,
     print_summary: bool = True,
+    truth: str | None = None,
 ) -> dict[str, Any]:
     """Label every video under ``input`` (folder, manifest or file) with ``model`` into ``output``.
 
     ``model``: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<id>/model`` or
     a local model folder. ``overwrite`` (default ``config.label.overwrite``) relabels videos
-    whose outputs are current. Returns the job summary plus the paths of summary.csv and
-    index.html.
+    whose outputs are current. ``truth``: an annotation file or folder (any training format)
+    the review page compares the labels with. Returns the job summary plus the paths of
+    summary.csv and index.html.
     """
     from pipeline.tracking.mlflow import require_store, resolve_uri
 
@@ -82,6 +84,7 @@ def label_folder(
     pinned = resolve_model(model, tracking).source  # one version for the whole run
     loaded = replace(get_model(pinned, tracking), uri=model)
     check_spec(loaded.model.spec)
+    annotations = _truth(truth, loaded, Path(input), cfg)  # a bad file fails before any work
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -105,17 +108,30 @@ def label_folder(
     summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
     for record in records:  # in discovery order, skipped or not
         summary.add(record)
-    return _finish(summary, out, loaded.describe(), print_summary)
+    return _finish(summary, out, loaded.describe(), print_summary, annotations)
+
+
+def _truth(truth: str | None, loaded, input: Path, cfg: Config):
+    """The ``truth`` annotations for this model's task, or None."""
+    if truth is None:
+        return None
+    from pipeline.labeling.folder import input_root
+    from pipeline.labeling.truth import load_truth
+
+    model = loaded.model
+    return load_truth(
+        Path(truth), model.task, model.background, input_root(input), cfg.data.extensions
+    )
 
 
 def _finish(
-    summary: JobSummary, out: Path, model: dict[str, Any], print_summary: bool
+    summary: JobSummary, out: Path, model: dict[str, Any], print_summary: bool, annotations=None
 ) -> dict[str, Any]:
     """summary.csv and index.html (rewritten only when their content changed), the artifact."""
     records = summary.records
     summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
     write_if_changed(summary_csv, summary_csv_text(records))
-    write_if_changed(index, index_html(out, records, model))
+    write_if_changed(index, index_html(out, records, model, annotations))
     table = [r.row(SUMMARY_COLUMNS) for r in records]
     create_table_artifact(key="label-summary", table=table, description=summary.markdown())
     if print_summary:

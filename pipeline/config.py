@@ -192,6 +192,11 @@ class LabelConfig(Section):
         "model's (a number given here or with --set wins)",
     )
     overwrite: bool = False
+    previews: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="browser-playable H.264 preview beside the labels: auto = only for videos "
+        "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
+    )
 
     @field_validator("min_segment_s", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ Only the output's shape is checked: timings are never asserted (the machines are
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -66,3 +67,13 @@ def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
         assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+
+
+def test_review_page_benchmark_prints_size_and_opening_times(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip("Chromium is not installed")
+    lines = _run("review_page.py", ["--videos", "20", "--repeats", "1"], tmp_path)
+    figures = json.loads(lines[-1])
+    assert figures["videos"] == 20 and 0 < figures["size_mb"] < 1
+    assert figures["domcontentloaded_ms"] > 0 and figures["dcl_ratio_vs_tenth"] > 0

@@ -537,6 +537,13 @@ def label(
     overwrite: Annotated[
         bool, typer.Option(help="Relabel videos whose outputs are already current.")
     ] = False,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ground truth (any training annotation format): the review page shows it "
+            "above the prediction, with each video's frame metrics."
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Label every video with a trained model: JSON, segments CSV and WebVTT per video, plus
@@ -551,7 +558,9 @@ def label(
     from pipeline.cli.runs import run_label
 
     cfg = load(config, set_)
-    summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)
+    summary = run_label(
+        cfg, input, model, out, console, overwrite=overwrite, verbose=verbose, truth=truth
+    )
     if summary["failed"]:
         raise typer.Exit(1)
 
