@@ -219,6 +219,31 @@ class SequenceEncoder(nn.Module):
             final = torch.cat([final[:, : self.hidden], steps[:, 0, self.hidden :]], dim=-1)
         return Encoded(steps, final)
 
+    @property
+    def causal(self) -> bool:
+        """Does every step's output depend on that step and earlier ones only?"""
+        return not self.bidirectional
+
+    def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
+        """Causal encoding of the next ``T`` steps ``x (B, T, D)`` carrying ``state`` (None at
+        the start) -> (per-step states ``(B, T, F)``, the state after the last step).
+
+        Stepping a sequence chunk by chunk equals :meth:`forward` over all of it (to float
+        rounding); memory does not grow with the steps already seen.
+        """
+        if not self.causal:
+            raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
+        states = list(state) if state is not None else [None] * len(self.layers)
+        out = self.proj(self.norm(x))  # (B, T, D')
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                out = self.dropout(out)
+            if isinstance(layer, StepMLP):
+                out = F.gelu(layer.linear(out))  # (B, T, H): no state
+            else:
+                out, states[index] = layer.fwd(out, states[index])  # (B, T, H)
+        return out, states
+
 
 def masked_mean(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean over valid steps of ``(B, T, F)`` whose padded steps are zero -> ``(B, F)``."""
@@ -280,6 +305,19 @@ class FrameTagger(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         steps = self.encoder(x, lengths).steps  # (B, T, F)
         return self.head(self.dropout(steps))  # (B, T, C)
+
+    def why_not_causal(self) -> str | None:
+        """Why this model cannot label step by step (None: it can). Streaming callers ask
+        this, then :meth:`step`; other causal sequence models offer the same two methods."""
+        if self.encoder.causal:
+            return None
+        return f"its {self.cfg.cell} is bidirectional: the backward direction reads the future"
+
+    def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
+        """Logits ``(B, T, C)`` of the next ``T`` steps ``x (B, T, D)`` and the state to carry
+        (``None`` at the start); equals :meth:`forward` over the whole sequence."""
+        steps, state = self.encoder.step(x, state)  # (B, T, F)
+        return self.head(self.dropout(steps)), state
 
 
 MODELS: dict[str, type[ClipClassifier | FrameTagger]] = {
