@@ -133,6 +133,12 @@ class RunnerConfig(Section):
 class LabelConfig(Section):
     min_segment_s: float = Field(0.0, ge=0)
     overwrite: bool = False
+    live_window_s: float = Field(
+        30.0, ge=0, description="live: smoothing may revise only this many seconds back"
+    )
+    live_give_up_s: float = Field(
+        60.0, gt=0, description="live: end after this long without a frame (reconnecting)"
+    )
 
 
 class Config(Section):
