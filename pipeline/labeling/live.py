@@ -385,6 +385,7 @@ class _LiveLoop:
         self.batch: list[Sampled] = []
         self.frames_now = 0  # native frames seen (index past the latest step)
         self.time_now = 0.0
+        self.anchor = 0.0  # time.time() at the live timeline's 0 (see _steps)
 
     def run(self, reader, stop: threading.Event):
         from pipeline.labeling.live_source import Ended, Sampled, Session, SessionEnd
@@ -418,11 +419,15 @@ class _LiveLoop:
         stats.sessions += 1
         self.session = session
         self.stepper.reset()  # a new sequence: the model's past ends at the gap
+        self.anchor = session.wall_s - session.offset_s
         self.frames_now, self.time_now = session.first_index, session.offset_s
 
     def _steps(self) -> None:
         batch, self.batch = self.batch, []
         features = self.extractor.embed(np.stack([s.frame for s in batch]))  # (T, D)
+        # The feature store keeps float16, so the model trained on, and labels offline from,
+        # float16-rounded features: round the same way.
+        features = features.astype(np.float16).astype(np.float32)
         probs = self.stepper.step(features)  # (T, C)
         for sampled, p in zip(batch, probs, strict=True):
             self.segmenter.add(sampled.index, sampled.time_s, p)
@@ -431,8 +436,10 @@ class _LiveLoop:
         self.run_stats.steps += len(batch)
         final = self.segmenter.update(self.frames_now, self.time_now)
         self._write(final)
-        session = self.session
-        self.run_stats.lag.add(time.time() - (session.wall_s + last.time_s - session.offset_s))
+        # The stream's clock: the earliest any frame read was due, by its own timestamp.
+        for sampled in batch:
+            self.anchor = min(self.anchor, sampled.wall_s - sampled.time_s)
+        self.run_stats.lag.add(time.time() - (self.anchor + last.time_s))
         self._status(connected=True)
 
     def _end(self, end: SessionEnd) -> None:

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from pipeline.video import resize_frame, resized_shape, upright_rgb
+
+# After pipeline.video, which quiets OpenCV's own console warnings before cv2 first loads.
+import cv2  # noqa: E402  isort: skip
 
 # A frame that is at most this much after a sampling target counts as shown at that target
 # (the tolerance of offline sampling, pipeline.video.plan).
@@ -38,6 +40,9 @@ _TIME_EPS = 1e-3
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 # A timestamp jump larger than this (or any jump back) ends the session: the stream restarted.
 _MAX_JUMP_S = 2.0
+# Frames of a file still being written held back until more follow (the most a decoder
+# reorders, plus one): the last ones may have been decoded from part of their data.
+FILE_HOLD = 17
 
 
 # --- sampling by the stream's timestamps -------------------------------------------------------
@@ -58,22 +63,24 @@ class OnlineSampler:
         self.held: tuple[int, float, np.ndarray | None] | None = None
         self.missed = 0  # frames picked whose pixels were not kept (see wants)
         self.interval: float | None = None  # the last native frame interval
+        self.longest: float | None = None  # the longest interval seen (at most 1 s)
 
     def _target_s(self) -> float:
         return self.target / self.sample_fps
 
     def wants(self, time_s: float) -> bool:
         """Might the frame at ``time_s`` be picked (so its pixels must be kept)? Assumes the
-        next frame comes within two of the last frame intervals; a longer jump is counted in
-        ``missed`` when the skipped frame turns out picked."""
-        if self.sample_fps is None or self.interval is None:
+        next frame comes within twice the longest frame interval seen (capped at 1 s); a
+        longer one is counted in ``missed`` when the frame left unkept turns out picked."""
+        if self.sample_fps is None or self.longest is None:
             return True
-        return self._target_s() + _TIME_EPS < time_s + 2 * self.interval
+        return self._target_s() + _TIME_EPS < time_s + 2 * self.longest
 
     def push(self, index: int, time_s: float, frame: np.ndarray | None) -> Iterator[Sampled]:
         """Take the next frame (times strictly increasing); yield the frame before it if picked."""
         if self.held is not None:
             self.interval = time_s - self.held[1]
+            self.longest = min(1.0, max(self.longest or 0.0, self.interval))
             yield from self._decide(next_time_s=time_s)
         self.held = (index, time_s, frame)
 
@@ -117,6 +124,7 @@ class Sampled(NamedTuple):
     index: int  # native frame index on the live timeline (frames counted over all sessions)
     time_s: float  # presentation time on the live timeline (s)
     frame: np.ndarray  # (H, W, 3) uint8 RGB, upright, resized to the decode size
+    wall_s: float = 0.0  # time.time() when it was read
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,9 @@ class LiveSource:
     """Reads ``source`` in a thread; iterate :meth:`events` in the consumer.
 
     ``timeout_s`` bounds one open or read; reconnecting waits 0.5 s, 1 s, 2 s ... (at most
-    ``max_backoff_s``) and stops after ``give_up_s`` without a frame (an :class:`Ended` with
-    ``error``). A file is at its end when it stops growing for ``give_up_s``.
+    ``max_backoff_s``) and stops after ``give_up_s`` without a frame: the stream's end, or an
+    :class:`Ended` with ``error`` when it never gave one. A file is at its end when it stops
+    growing for ``give_up_s``.
     """
 
     def __init__(
@@ -297,8 +306,11 @@ class LiveSource:
                 backoff, waiting_since = 0.5, time.monotonic()
             elif time.monotonic() - waiting_since >= self.give_up_s:
                 if state is not None and state.sampler is not None:  # a file that stopped
+                    self._flush_held(state)
                     self._end_session(state, f"no new frame for {self.give_up_s:g} s")
                     return Ended(f"{self.source} stopped growing for {self.give_up_s:g} s")
+                if self._timeline.sessions:  # it streamed, then stopped: its end
+                    return Ended(f"no frame from {self.source} for {self.give_up_s:g} s")
                 what = "could not be opened" if capture is None else "gave no frame"
                 return Ended(f"{self.source} {what} for {self.give_up_s:g} s", error=True)
             self.reconnects += 1
@@ -309,40 +321,57 @@ class LiveSource:
         return Ended("stopped")
 
     def _read_session(self, capture: cv2.VideoCapture, state: _SessionState) -> int:
-        """Frames of one open capture -> how many new frames it gave."""
-        timeline = self._timeline
+        """Frames of one open capture -> how many new frames it gave.
+
+        A file's last ``FILE_HOLD`` frames wait until more follow: at the end of a file still
+        being written the decoder may have seen only part of the last frames' data, so they
+        are read again after reopening (or taken once the file has stopped growing).
+        """
         fps = capture.get(cv2.CAP_PROP_FPS)
         fps = float(fps) if np.isfinite(fps) and fps > 0 else 0.0
         rotation = int(round(capture.get(cv2.CAP_PROP_ORIENTATION_META))) % 360
-        reason = "connection dropped or stream ended"
+        hold = FILE_HOLD if self.kind == "file" else 0
         while not self._finish.is_set():
             if not capture.grab():
                 break
             own_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if state.skip(own_s):
                 continue  # a reopened file: already read
-            if state.jumped(own_s):
-                reason = "the stream's timestamps jumped (the sender restarted)"
-                break
-            if state.sampler is None:  # first frame of a new session
-                if not self._begin(state, capture, fps, rotation, own_s):
-                    return state.new_frames
-            rel = own_s - state.origin_s
-            keep = state.sampler.wants(rel)
+            if state.jumped(own_s):  # the sender restarted: a new session from this frame
+                self._flush_held(state)
+                self._end_session(state, "the stream's timestamps jumped (sender restarted)")
+            if state.sampler is None and not self._begin(state, capture, fps, rotation, own_s):
+                return state.new_frames
+            keep = hold > 0 or state.sampler.wants(own_s - state.origin_s)
             frame = None
             if keep:
                 ok, bgr = capture.retrieve()
                 frame = self._picture(bgr, rotation) if ok and bgr is not None else None
-            for sampled in state.sampler.push(timeline.frames, rel, frame):
-                if not self._put(self._on_timeline(sampled, state)):
+            state.held.append((own_s, frame))
+            state.last_read_s = own_s
+            while len(state.held) > hold:
+                if not self._take(state, *state.held.pop(0)):
                     return state.new_frames
-            state.seen(own_s)
-            timeline.frames += 1
-        if self._finish.is_set():
-            reason = "stopped"
-        if state.sampler is not None and self.kind != "file":
-            self._end_session(state, reason)
+        if state.sampler is not None and (self.kind != "file" or self._finish.is_set()):
+            self._flush_held(state)
+            self._end_session(state, "stopped" if self._finish.is_set() else "connection lost")
         return state.new_frames
+
+    def _take(self, state: _SessionState, own_s: float, frame: np.ndarray | None) -> bool:
+        """One frame of the session to the sampler (its picks to the queue)."""
+        rel = own_s - state.origin_s
+        for sampled in state.sampler.push(self._timeline.frames, rel, frame):
+            if not self._put(self._on_timeline(sampled, state)):
+                return False
+        state.seen(own_s)
+        self._timeline.frames += 1
+        return True
+
+    def _flush_held(self, state: _SessionState) -> None:
+        held, state.held = state.held, []
+        for own_s, frame in held:
+            if not self._take(state, own_s, frame):
+                return
 
     def _begin(self, state, capture, fps: float, rotation: int, own_s: float) -> bool:
         timeline = self._timeline
@@ -368,7 +397,7 @@ class LiveSource:
         return resize_frame(rgb, out_hw)
 
     def _on_timeline(self, sampled: Sampled, state: _SessionState) -> Sampled:
-        return sampled._replace(time_s=state.offset_s + sampled.time_s)
+        return sampled._replace(time_s=state.offset_s + sampled.time_s, wall_s=time.time())
 
     def _end_session(self, state: _SessionState, reason: str) -> None:
         rel_end = state.last_rel + (state.sampler.interval or 0.0)
@@ -392,11 +421,14 @@ class _SessionState:
         self.origin_s = 0.0  # the first frame's own time
         self.offset_s = 0.0
         self.number = 0
-        self.last_own_s: float | None = None
-        self.new_frames = 0  # since the capture was (re)opened
+        self.last_own_s: float | None = None  # the last frame taken
+        self.last_read_s: float | None = None  # the last frame read (taken or held)
+        self.held: list[tuple[float, np.ndarray | None]] = []  # read, not yet taken (a file)
+        self.new_frames = 0  # taken since the capture was (re)opened
 
     def reopened(self) -> None:
-        self.resume_after, self.new_frames = self.last_own_s, 0
+        self.resume_after, self.new_frames, self.held = self.last_own_s, 0, []
+        self.last_read_s = self.last_own_s
 
     @property
     def last_rel(self) -> float:
@@ -406,7 +438,7 @@ class _SessionState:
         return self.resume_after is not None and own_s <= self.resume_after + _TIME_EPS
 
     def jumped(self, own_s: float) -> bool:
-        last = self.last_own_s
+        last = self.last_read_s
         if self.sampler is None or last is None:
             return False
         return own_s <= last or own_s - last > _MAX_JUMP_S
