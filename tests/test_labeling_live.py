@@ -4,6 +4,7 @@ segments (window longer than the stream) and never revises what is final, the ou
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -110,7 +111,7 @@ def test_segments_older_than_the_window_are_final_and_the_tail_stays_small(windo
     assert written and all(seg["end_s"] <= now - window_s + 1e-6 for seg, now in written)
     starts = [seg["start_s"] for seg in final]
     assert starts == sorted(starts)
-    assert all(a["end_s"] <= b["start_s"] for a, b in zip(final, final[1:]))
+    assert all(a["end_s"] <= b["start_s"] for a, b in pairwise(final))
     # The tail holds what the window may still revise and the open segment's runs: a few
     # runs (steps here last 4-8 native frames), never the stream.
     assert longest_tail <= 16 + window_s * 30 / 4

@@ -388,13 +388,15 @@ class _LiveLoop:
         self.anchor = 0.0  # time.time() at the live timeline's 0 (see _steps)
 
     def run(self, reader, stop: threading.Event):
+        """Events until the source ends or ``stop`` is set -> the :class:`Ended` event."""
         from pipeline.labeling.live_source import Ended, Sampled, Session, SessionEnd
 
-        finishing = False
         for event in reader.events():
-            if stop.is_set() and not finishing:
-                finishing = True
-                reader.finish()  # the reader closes the session, then says Ended
+            if stop.is_set():
+                # Frames read but not yet labelled are dropped: the run ends now, closing the
+                # open segment at the last labelled step (finish_open), not after a backlog.
+                reader.close()
+                return Ended("stopped")
             if isinstance(event, Sampled):
                 self.batch.append(event)
                 if len(self.batch) >= LIVE_BATCH or reader.pending() == 0:
@@ -452,12 +454,13 @@ class _LiveLoop:
         self._status(connected=False)
 
     def finish_open(self) -> None:
-        """After an error or an interrupt: close what is open at the latest step."""
+        """After a stop or an error: close what is open one step after the latest step."""
         if self.session is None:
             return
         if self.batch:
             self._steps()
-        end_s = self.time_now + 1.0 / (self.extractor.spec.sample_fps or 30.0)
+        # The last labelled step covers its own frame: it ends one native frame later.
+        end_s = self.time_now + 1.0 / (self.session.fps or self.extractor.spec.sample_fps or 30.0)
         self._write(self.segmenter.close(self.frames_now, end_s))
         self.run_stats.end_s = end_s
         self.session = None

@@ -233,7 +233,7 @@ class LiveSource:
         self.reconnects = 0
         self._queue: queue.Queue[Event] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()  # hard stop: give up putting events too
-        self._finish = threading.Event()  # end the open session, report it, then Ended
+        self._finish = threading.Event()  # stop reading (the session ends where it is)
         self._timeline = _Timeline()
         self._thread = threading.Thread(target=self._run, name="vidtag-live-source", daemon=True)
 
@@ -241,13 +241,8 @@ class LiveSource:
         self._thread.start()
         return self
 
-    def finish(self) -> None:
-        """Ask the reader to end: it closes the open session (its last frames and a
-        :class:`SessionEnd`) and then hands out ``Ended("stopped")``, within one read timeout."""
-        self._finish.set()
-
     def close(self) -> None:
-        """Stop the reader thread now (after :meth:`finish` drained, or on an error)."""
+        """Stop the reader thread (within one read timeout); events not taken are dropped."""
         self._finish.set()
         self._stop.set()
         self._thread.join(timeout=self.timeout_s + 2)
