@@ -349,6 +349,7 @@ def label_live(
         model.spec, device=cfg.features.device,
         batch_size=min(LIVE_BATCH, cfg.features.batch_size), compile_mode="off",
     )  # fmt: skip
+    _warm_up(extractor, stepper)
     name = name or source_name(source)
     outputs = LiveOutputs(Path(out), name, overwrite=overwrite or cfg.label.overwrite)
     outputs.record(
@@ -371,6 +372,14 @@ def label_live(
                         "reason": ended.reason if ended else "interrupted"})  # fmt: skip
         outputs.close()
     return live.summary(source, outputs, ended, reader.reconnects)
+
+
+def _warm_up(extractor, stepper: LiveStepper) -> None:
+    """One blank batch through the backbone and the model before the stream opens: the first
+    call builds the kernels (seconds on a CPU), which would otherwise be lag on the first frames."""
+    size = extractor.decode_size
+    stepper.step(extractor.embed(np.zeros((1, size, size, 3), np.uint8)))
+    stepper.reset()
 
 
 class _LiveLoop:
