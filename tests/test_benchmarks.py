@@ -62,3 +62,13 @@ def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
         assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+
+
+def test_live_benchmark_prints_lag_and_the_rss_ratio(tmp_path: Path) -> None:
+    args = ["--seconds", "3", "--short-seconds", "3", "--long-minutes", "0.1", "--image-size", "64"]
+    lines = _run("live.py", args, tmp_path)
+    assert lines[1].startswith("(1) real time, 3-s UDP stream: 15/15 steps"), lines
+    assert [line[:9] for line in lines[2:4]] == ["(2) short", "(2) long "]
+    assert re.fullmatch(
+        r"lag_max_s=\d+\.\d+ lag_growth_s=-?\d+\.\d+ rss_long/short=\d+\.\d+", lines[-1]
+    )
