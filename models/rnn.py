@@ -166,6 +166,13 @@ class RecurrentLayer(nn.Module):
             return outs[0]
         return torch.cat([outs[0], outs[1][pack.reverse]], dim=1)  # (N, 2H)
 
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The forward direction over the next steps ``x (B, T, D)`` from ``state`` (None: the
+        zero state) -> ``(B, T, H)`` and the state after them."""
+        if self.bwd is not None:
+            raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
+        return self.fwd(x, state)
+
 
 class StepMLP(nn.Module):
     """The ``none`` cell: the same MLP at every step, blind to order (the baseline)."""
@@ -176,6 +183,9 @@ class StepMLP(nn.Module):
 
     def forward(self, rows: torch.Tensor, pack: Packing) -> torch.Tensor:
         return F.gelu(self.linear(rows))  # (N, H)
+
+    def step(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return F.gelu(self.linear(x)), None  # (B, T, H); nothing to carry
 
 
 class SequenceEncoder(nn.Module):
@@ -228,8 +238,10 @@ class SequenceEncoder(nn.Module):
         """Causal encoding of the next ``T`` steps ``x (B, T, D)`` carrying ``state`` (None at
         the start) -> (per-step states ``(B, T, F)``, the state after the last step).
 
-        Stepping a sequence chunk by chunk equals :meth:`forward` over all of it (to float
-        rounding); memory does not grow with the steps already seen.
+        Each layer's ``step(x, state) -> (out, state)`` carries its own state (a hidden state
+        here; a causal convolution would carry its receptive field's last inputs). Stepping a
+        sequence chunk by chunk equals :meth:`forward` over all of it (to float rounding), and
+        memory does not grow with the steps already seen.
         """
         if not self.causal:
             raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
@@ -238,10 +250,7 @@ class SequenceEncoder(nn.Module):
         for index, layer in enumerate(self.layers):
             if index > 0:
                 out = self.dropout(out)
-            if isinstance(layer, StepMLP):
-                out = F.gelu(layer.linear(out))  # (B, T, H): no state
-            else:
-                out, states[index] = layer.fwd(out, states[index])  # (B, T, H)
+            out, states[index] = layer.step(out, states[index])  # (B, T, H)
         return out, states
 
 

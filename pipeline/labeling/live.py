@@ -345,6 +345,10 @@ def label_live(
     model = loaded.model
     stepper = LiveStepper(model, loaded.uri)
     check_spec(model.spec)
+    if cfg.features.threads:
+        import torch
+
+        torch.set_num_threads(cfg.features.threads)
     extractor = FeatureExtractor(
         model.spec, device=cfg.features.device,
         batch_size=min(LIVE_BATCH, cfg.features.batch_size), compile_mode="off",
