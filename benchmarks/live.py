@@ -5,6 +5,9 @@
     can be downloaded here; the cost is the same) at the config's image size and 5 fps, and a
     causal 2-layer GRU. Reported: the lag behind real time (median, p95, max, and the max over
     the first and the last quarter: a lag that grows is not real time), steps, frames/s.
+    ``--threads 1`` runs one torch thread: on a machine shared past its cores, two OpenMP
+    threads spin in barriers waiting for each other (a resnet18 batch measured 14x slower with
+    2 threads than with 1 at a load of 16 on 2 cores).
 (2) Memory: the same loop over a recording of 1 minute and of ``--long-minutes`` (the clip
     looped by ``ffmpeg -stream_loop``), read as fast as it is labelled (a file source), each in
     a fresh process; reported: peak RSS of each and their ratio.
@@ -63,10 +66,12 @@ def looped(clip: Path, seconds: float, out: Path) -> Path:
 def config(tmp: Path, image_size: int):
     from pipeline.config import load_config
 
+    threads = os.environ.get("VIDTAG_BENCH_THREADS")
     return load_config(
         None,
         [f"features.store={tmp / 'store'}", f"features.image_size={image_size}",
-         "label.live_give_up_s=1.5", "label.overwrite=true", "decode.sample_fps=5"],
+         "label.live_give_up_s=1.5", "label.overwrite=true", "decode.sample_fps=5",
+         *([f"features.threads={threads}"] if threads else [])],
     )  # fmt: skip
 
 
@@ -175,8 +180,13 @@ def main() -> None:
     parser.add_argument(
         "--rss-image-size", type=int, default=None, help="image size of (2); default --image-size"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="features.threads (torch intra-op threads)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        os.environ["VIDTAG_BENCH_THREADS"] = str(args.threads)  # the children's config
     with tempfile.TemporaryDirectory(prefix="vidtag-live-bench-") as scratch:
         tmp = Path(scratch)
         if args.child:
@@ -187,7 +197,11 @@ def main() -> None:
                 figures = child_file(Path(rest[0]), args.image_size, tmp)
             print(json.dumps(figures))
             return
-        print(f"cores: {os.cpu_count()}  image_size: {args.image_size}  sample_fps: 5")
+        load = os.getloadavg()[0]
+        print(
+            f"cores: {os.cpu_count()}  load: {load:.1f}  threads: {args.threads or 'all'}  "
+            f"image_size: {args.image_size}  sample_fps: 5"
+        )
         rt = in_child("realtime", str(args.seconds), "--image-size", str(args.image_size))
         print(
             f"(1) real time, {args.seconds:g}-s UDP stream: {rt['steps']}/{rt['expected_steps']} "

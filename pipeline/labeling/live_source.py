@@ -60,7 +60,7 @@ class OnlineSampler:
     def __init__(self, sample_fps: float | None) -> None:
         self.sample_fps = sample_fps
         self.target = 0  # the next target not yet given a frame
-        self.held: tuple[int, float, np.ndarray | None] | None = None
+        self.held: tuple[int, float, np.ndarray | None, float] | None = None
         self.missed = 0  # frames picked whose pixels were not kept (see wants)
         self.interval: float | None = None  # the last native frame interval
         self.longest: float | None = None  # the longest interval seen (at most 1 s)
@@ -76,13 +76,16 @@ class OnlineSampler:
             return True
         return self._target_s() + _TIME_EPS < time_s + 2 * self.longest
 
-    def push(self, index: int, time_s: float, frame: np.ndarray | None) -> Iterator[Sampled]:
-        """Take the next frame (times strictly increasing); yield the frame before it if picked."""
+    def push(
+        self, index: int, time_s: float, frame: np.ndarray | None, wall_s: float = 0.0
+    ) -> Iterator[Sampled]:
+        """Take the next frame (times strictly increasing; ``wall_s`` when it was read); yield
+        the frame before it if picked."""
         if self.held is not None:
             self.interval = time_s - self.held[1]
             self.longest = min(1.0, max(self.longest or 0.0, self.interval))
             yield from self._decide(next_time_s=time_s)
-        self.held = (index, time_s, frame)
+        self.held = (index, time_s, frame, wall_s)
 
     def finish(self, end_s: float) -> Iterator[Sampled]:
         """The stream ended at ``end_s`` (the last frame shown until then): decide the last."""
@@ -110,11 +113,11 @@ class OnlineSampler:
             yield from self._emit()
 
     def _emit(self) -> Iterator[Sampled]:
-        index, time_s, frame = self.held
+        index, time_s, frame, wall_s = self.held
         if frame is None:
             self.missed += 1
             return
-        yield Sampled(index, time_s, frame)
+        yield Sampled(index, time_s, frame, wall_s)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class Sampled(NamedTuple):
     index: int  # native frame index on the live timeline (frames counted over all sessions)
     time_s: float  # presentation time on the live timeline (s)
     frame: np.ndarray  # (H, W, 3) uint8 RGB, upright, resized to the decode size
-    wall_s: float = 0.0  # time.time() when it was read
+    wall_s: float = 0.0  # time.time() when it was read from the source
 
 
 @dataclass(frozen=True)
@@ -342,7 +345,7 @@ class LiveSource:
             if keep:
                 ok, bgr = capture.retrieve()
                 frame = self._picture(bgr, rotation) if ok and bgr is not None else None
-            state.held.append((own_s, frame))
+            state.held.append((own_s, frame, time.time()))
             state.last_read_s = own_s
             while len(state.held) > hold:
                 if not self._take(state, *state.held.pop(0)):
@@ -352,10 +355,12 @@ class LiveSource:
             self._end_session(state, "stopped" if self._finish.is_set() else "connection lost")
         return state.new_frames
 
-    def _take(self, state: _SessionState, own_s: float, frame: np.ndarray | None) -> bool:
+    def _take(
+        self, state: _SessionState, own_s: float, frame: np.ndarray | None, wall_s: float
+    ) -> bool:
         """One frame of the session to the sampler (its picks to the queue)."""
         rel = own_s - state.origin_s
-        for sampled in state.sampler.push(self._timeline.frames, rel, frame):
+        for sampled in state.sampler.push(self._timeline.frames, rel, frame, wall_s):
             if not self._put(self._on_timeline(sampled, state)):
                 return False
         state.seen(own_s)
@@ -364,8 +369,8 @@ class LiveSource:
 
     def _flush_held(self, state: _SessionState) -> None:
         held, state.held = state.held, []
-        for own_s, frame in held:
-            if not self._take(state, own_s, frame):
+        for own_s, frame, wall_s in held:
+            if not self._take(state, own_s, frame, wall_s):
                 return
 
     def _begin(self, state, capture, fps: float, rotation: int, own_s: float) -> bool:
@@ -392,7 +397,7 @@ class LiveSource:
         return resize_frame(rgb, out_hw)
 
     def _on_timeline(self, sampled: Sampled, state: _SessionState) -> Sampled:
-        return sampled._replace(time_s=state.offset_s + sampled.time_s, wall_s=time.time())
+        return sampled._replace(time_s=state.offset_s + sampled.time_s)
 
     def _end_session(self, state: _SessionState, reason: str) -> None:
         rel_end = state.last_rel + (state.sampler.interval or 0.0)
@@ -418,7 +423,7 @@ class _SessionState:
         self.number = 0
         self.last_own_s: float | None = None  # the last frame taken
         self.last_read_s: float | None = None  # the last frame read (taken or held)
-        self.held: list[tuple[float, np.ndarray | None]] = []  # read, not yet taken (a file)
+        self.held: list[tuple[float, np.ndarray | None, float]] = []  # read, not yet taken
         self.new_frames = 0  # taken since the capture was (re)opened
 
     def reopened(self) -> None:
