@@ -138,3 +138,13 @@ def test_outputs_append_whole_lines_and_rewrite_the_vtt(tmp_path):
         LiveOutputs(tmp_path, "cam")
     LiveOutputs(tmp_path, "cam", overwrite=True).close()
     assert (tmp_path / "cam.segments.jsonl").read_text() == ""
+
+
+def test_a_missing_file_source_is_one_clear_error(tmp_path):
+    from pipeline.config import Config
+    from pipeline.labeling.live import label_live
+    from tests.helpers_live import causal_model, loaded
+
+    with pytest.raises(UserError, match=r"rig/nope\.ts: no such file \(a live source is a URL"):
+        label_live(str(tmp_path / "rig" / "nope.ts"), Config(), loaded(causal_model()), tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -339,9 +339,14 @@ def label_live(
     """Label ``source`` until it ends, fails for ``label.live_give_up_s``, or ``stop`` is set
     (Ctrl-C/SIGTERM in the CLI): the open segment is closed and the summary returned."""
     from pipeline.features.extractor import FeatureExtractor
-    from pipeline.labeling.live_source import LiveSource, source_name
+    from pipeline.labeling.live_source import LiveSource, source_kind, source_name
     from pipeline.labeling.predict import check_spec
 
+    if source_kind(source) == "file" and not Path(source).exists():
+        raise UserError(
+            f"{source}: no such file (a live source is a URL such as rtsp://host/path or "
+            "udp://127.0.0.1:5000, a device such as /dev/video0, or a file being written)"
+        )
     model = loaded.model
     stepper = LiveStepper(model, loaded.uri)
     check_spec(model.spec)

@@ -332,7 +332,7 @@ class LiveSource:
         while not self._finish.is_set():
             if not capture.grab():
                 break
-            own_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            own_s = self._timestamp(capture)
             if state.skip(own_s):
                 continue  # a reopened file: already read
             if state.jumped(own_s):  # the sender restarted: a new session from this frame
@@ -354,6 +354,13 @@ class LiveSource:
             self._flush_held(state)
             self._end_session(state, "stopped" if self._finish.is_set() else "connection lost")
         return state.new_frames
+
+    def _timestamp(self, capture: cv2.VideoCapture) -> float:
+        """The frame's own time (s): the stream's timestamp; for a capture device, whose
+        driver timestamps OpenCV may not pass on, the time it was read (it is live)."""
+        if self.kind == "device":
+            return time.monotonic()
+        return capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
 
     def _take(
         self, state: _SessionState, own_s: float, frame: np.ndarray | None, wall_s: float
