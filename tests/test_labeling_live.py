@@ -148,3 +148,12 @@ def test_a_missing_file_source_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match=r"rig/nope\.ts: no such file \(a live source is a URL"):
         label_live(str(tmp_path / "rig" / "nope.ts"), Config(), loaded(causal_model()), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_intra_op_threads_are_restored_after_a_live_run():
+    from pipeline.labeling.live import intra_op_threads
+
+    before = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -18,11 +18,12 @@ the offline ones. A dropped connection ends the open segments at its last frame 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
 
 SCHEMA = "vidtag.live/1"
 LIVE_BATCH = 4  # most frames embedded at once: a backlog catches up, one frame waits for none
+# torch intra-op threads unless features.threads says: a live stream needs a few frames a second,
+# and one thread leaves a core to decoding; two OpenMP threads on cores shared with the decoder
+# (and other programs) stall in barriers: the 60-s benchmark stream took 183 s with 2 threads
+# and 62 s with 1 on a loaded 2-core machine (benchmarks/live.py).
+LIVE_THREADS = 1
 
 
 def _round(value: float) -> float:
@@ -339,7 +345,7 @@ def label_live(
     """Label ``source`` until it ends, fails for ``label.live_give_up_s``, or ``stop`` is set
     (Ctrl-C/SIGTERM in the CLI): the open segment is closed and the summary returned."""
     from pipeline.features.extractor import FeatureExtractor
-    from pipeline.labeling.live_source import LiveSource, source_kind, source_name
+    from pipeline.labeling.live_source import source_kind
     from pipeline.labeling.predict import check_spec
 
     if source_kind(source) == "file" and not Path(source).exists():
@@ -350,15 +356,22 @@ def label_live(
     model = loaded.model
     stepper = LiveStepper(model, loaded.uri)
     check_spec(model.spec)
-    if cfg.features.threads:
-        import torch
+    with intra_op_threads(cfg.features.threads or LIVE_THREADS):
+        extractor = FeatureExtractor(
+            model.spec, device=cfg.features.device,
+            batch_size=min(LIVE_BATCH, cfg.features.batch_size), compile_mode="off",
+        )  # fmt: skip
+        _warm_up(extractor, stepper)
+        return _run_live(source, cfg, loaded, out, name, overwrite, stop, on_status, timeout_s,
+                         stepper, extractor)  # fmt: skip
 
-        torch.set_num_threads(cfg.features.threads)
-    extractor = FeatureExtractor(
-        model.spec, device=cfg.features.device,
-        batch_size=min(LIVE_BATCH, cfg.features.batch_size), compile_mode="off",
-    )  # fmt: skip
-    _warm_up(extractor, stepper)
+
+def _run_live(
+    source, cfg, loaded, out, name, overwrite, stop, on_status, timeout_s, stepper, extractor
+) -> dict[str, Any]:
+    from pipeline.labeling.live_source import LiveSource, source_name
+
+    model = loaded.model
     name = name or source_name(source)
     outputs = LiveOutputs(Path(out), name, overwrite=overwrite or cfg.label.overwrite)
     outputs.record(
@@ -381,6 +394,19 @@ def label_live(
                         "reason": ended.reason if ended else "interrupted"})  # fmt: skip
         outputs.close()
     return live.summary(source, outputs, ended, reader.reconnects)
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` inside, restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _warm_up(extractor, stepper: LiveStepper) -> None:
