@@ -231,8 +231,9 @@ class SequenceEncoder(nn.Module):
 
     @property
     def causal(self) -> bool:
-        """Does every step's output depend on that step and earlier ones only?"""
-        return not self.bidirectional
+        """Does every step's output depend on that step and earlier ones only, and can every
+        layer be stepped (``step``) with its state carried?"""
+        return not self.bidirectional and all(hasattr(layer, "step") for layer in self.layers)
 
     def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
         """Causal encoding of the next ``T`` steps ``x (B, T, D)`` carrying ``state`` (None at
@@ -320,7 +321,9 @@ class FrameTagger(nn.Module):
         this, then :meth:`step`; other causal sequence models offer the same two methods."""
         if self.encoder.causal:
             return None
-        return f"its {self.cfg.cell} is bidirectional: the backward direction reads the future"
+        if self.encoder.bidirectional:
+            return f"its {self.cfg.cell} is bidirectional: the backward direction reads the future"
+        return f"its {self.cfg.cell} layers cannot be stepped one chunk at a time"
 
     def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
         """Logits ``(B, T, C)`` of the next ``T`` steps ``x (B, T, D)`` and the state to carry
