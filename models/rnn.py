@@ -244,7 +244,7 @@ class SequenceEncoder(nn.Module):
         sequence chunk by chunk equals :meth:`forward` over all of it (to float rounding), and
         memory does not grow with the steps already seen.
         """
-        if not self.causal:
+        if self.bidirectional:
             raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
         states = list(state) if state is not None else [None] * len(self.layers)
         out = self.proj(self.norm(x))  # (B, T, D')
