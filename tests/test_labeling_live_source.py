@@ -38,17 +38,24 @@ def native_times(kind: str, frames: int = 200) -> np.ndarray:
     return np.arange(frames) / rate
 
 
+@pytest.mark.parametrize("ahead", [0, 17])  # 17: a file's frames, read before they are taken
 @pytest.mark.parametrize("kind", ["30", "25", "29.97", "4", "vfr"])
 @pytest.mark.parametrize("sample_fps", [5.0, 7.0, 10.0, None])
-def test_online_sampling_picks_the_frames_offline_sampling_picks(kind, sample_fps):
+def test_online_sampling_picks_the_frames_offline_sampling_picks(kind, sample_fps, ahead):
     times = native_times(kind)
     step = float(np.median(np.diff(times)))
     end = times[-1] + step
     expected = sample_plan(times, sample_fps, None, duration_s=end)
-    sampler, picked = OnlineSampler(sample_fps), []
+    sampler, picked, held, longest = OnlineSampler(sample_fps), [], [], 0.0
     for index, time_s in enumerate(times):
-        keep = sampler.wants(time_s)
-        picked += [s.index for s in sampler.push(index, time_s, np.zeros(1) if keep else None)]
+        if index:  # the reader's own longest interval, ahead of the sampler's
+            longest = min(1.0, max(longest, time_s - times[index - 1]))
+        keep = sampler.wants(time_s, longest or None)
+        held.append((index, time_s, np.zeros(1) if keep else None))
+        while len(held) > ahead:
+            picked += [s.index for s in sampler.push(*held.pop(0))]
+    for frame in held:
+        picked += [s.index for s in sampler.push(*frame)]
     picked += [s.index for s in sampler.finish(end)]
     assert picked == expected.tolist()
     assert sampler.missed == 0  # pixels were kept for every frame picked
@@ -122,10 +129,11 @@ def test_a_udp_stream_is_labelled_live_as_its_packets_are_offline(tmp_path):
     video = make_video(tmp_path / "clip.mp4", seconds=3)
     model, cfg, port = causal_model(), live_config(tmp_path), free_udp_port()
     thread, result = label_in_thread(f"udp://127.0.0.1:{port}", cfg, model, tmp_path / "live")
-    wait_for_receiver(port)
+    wait_for_receiver(port, timeout=120)
     with udp_sender(video, port, copy=tmp_path / "sent.ts") as sender:
         sender.wait(timeout=30)
-    thread.join(timeout=60)
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the live run did not end"
     summary = result["summary"]
     assert (summary["sessions"], summary["gaps"], summary["failed"]) == (1, 0, False)
     assert summary["steps"] == 15  # 3 s at 5 fps
@@ -141,7 +149,7 @@ def test_a_stream_cut_midway_resumes_and_records_the_gap(tmp_path):
     first, second = (make_video(tmp_path / f"part{i}.mp4", seconds=2) for i in (1, 2))
     model, cfg, port = causal_model(seed=1), live_config(tmp_path), free_udp_port()
     thread, result = label_in_thread(f"udp://127.0.0.1:{port}", cfg, model, tmp_path / "live")
-    listening = wait_for_receiver(port)
+    listening = wait_for_receiver(port, timeout=120)
     with udp_sender(first, port, copy=tmp_path / "sent1.ts") as sender:
         sender.wait(timeout=30)
     # The reader notices the silence (1 s read timeout), closes and listens again.
@@ -149,7 +157,7 @@ def test_a_stream_cut_midway_resumes_and_records_the_gap(tmp_path):
     time.sleep(0.3)
     with udp_sender(second, port, copy=tmp_path / "sent2.ts") as sender:
         sender.wait(timeout=30)
-    thread.join(timeout=60)
+    thread.join(timeout=300)
     assert not udp_socket_inodes(port)  # the reader let go of the port
     summary = result["summary"]
     assert (summary["sessions"], summary["gaps"], summary["steps"]) == (2, 1, 20)
@@ -183,7 +191,8 @@ def test_a_file_being_written_is_followed_to_its_end(tmp_path):
         time.sleep(1.0)
         with growing.open("ab") as handle:
             handle.write(data[len(data) * (part - 1) // 3 : len(data) * part // 3])
-    thread.join(timeout=60)
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the live run did not end"
     summary = result["summary"]
     assert (summary["sessions"], summary["gaps"], summary["steps"]) == (1, 0, 15)
     assert "stopped growing" in summary["ended"]

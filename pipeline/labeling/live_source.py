@@ -68,13 +68,16 @@ class OnlineSampler:
     def _target_s(self) -> float:
         return self.target / self.sample_fps
 
-    def wants(self, time_s: float) -> bool:
+    def wants(self, time_s: float, longest: float | None = None) -> bool:
         """Might the frame at ``time_s`` be picked (so its pixels must be kept)? Assumes the
-        next frame comes within twice the longest frame interval seen (capped at 1 s); a
-        longer one is counted in ``missed`` when the frame left unkept turns out picked."""
-        if self.sample_fps is None or self.longest is None:
+        next frame comes within twice the longest frame interval seen (capped at 1 s; a caller
+        ahead of the sampler passes the longest it has seen); a longer one is counted in
+        ``missed`` when the frame left unkept turns out picked. Asking early, before the
+        frames in between are pushed, only keeps more: the target can only move on."""
+        longest = max(self.longest or 0.0, longest or 0.0) or None
+        if self.sample_fps is None or longest is None:
             return True
-        return self._target_s() + _TIME_EPS < time_s + 2 * self.longest
+        return self._target_s() + _TIME_EPS < time_s + 2 * longest
 
     def push(
         self, index: int, time_s: float, frame: np.ndarray | None, wall_s: float = 0.0
@@ -340,13 +343,13 @@ class LiveSource:
                 self._end_session(state, "the stream's timestamps jumped (sender restarted)")
             if state.sampler is None and not self._begin(state, capture, fps, rotation, own_s):
                 return state.new_frames
-            keep = hold > 0 or state.sampler.wants(own_s - state.origin_s)
+            state.read(own_s)
+            keep = state.sampler.wants(own_s - state.origin_s, state.longest)
             frame = None
             if keep:
                 ok, bgr = capture.retrieve()
                 frame = self._picture(bgr, rotation) if ok and bgr is not None else None
             state.held.append((own_s, frame, time.time()))
-            state.last_read_s = own_s
             while len(state.held) > hold:
                 if not self._take(state, *state.held.pop(0)):
                     return state.new_frames
@@ -432,6 +435,13 @@ class _SessionState:
         self.last_read_s: float | None = None  # the last frame read (taken or held)
         self.held: list[tuple[float, np.ndarray | None, float]] = []  # read, not yet taken
         self.new_frames = 0  # taken since the capture was (re)opened
+        self.longest: float | None = None  # the longest interval between frames read (<= 1 s)
+
+    def read(self, own_s: float) -> None:
+        """A frame was read (it may wait in ``held`` before the sampler takes it)."""
+        if self.last_read_s is not None and own_s > self.last_read_s:
+            self.longest = min(1.0, max(self.longest or 0.0, own_s - self.last_read_s))
+        self.last_read_s = own_s
 
     def reopened(self) -> None:
         self.resume_after, self.new_frames, self.held = self.last_own_s, 0, []
@@ -452,6 +462,7 @@ class _SessionState:
 
     def start(self, own_s: float, offset_s: float, sampler: OnlineSampler) -> None:
         self.origin_s, self.offset_s, self.sampler = own_s, offset_s, sampler
+        self.longest, self.last_read_s = None, None  # a new stream: its own intervals
 
     def seen(self, own_s: float) -> None:
         self.last_own_s = own_s
