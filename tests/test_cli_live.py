@@ -77,10 +77,10 @@ def test_sigterm_stops_a_live_run_cleanly_with_a_summary(tmp_path):
         text=True,
     )  # fmt: skip
     try:
-        wait_for_receiver(port, timeout=60)
+        wait_for_receiver(port, timeout=120)
         with udp_sender(video, port):
             jsonl = tmp_path / "out" / f"127.0.0.1-{port}.segments.jsonl"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while time.monotonic() < deadline and '"type":"segment"' not in _text(jsonl):
                 time.sleep(0.1)  # the first segment closes: labelling is under way
             process.send_signal(signal.SIGTERM)
