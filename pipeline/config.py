@@ -198,6 +198,13 @@ class LabelConfig(Section):
         "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
     )
 
+    live_window_s: float = Field(
+        30.0, ge=0, description="live: smoothing may revise only this many seconds back"
+    )
+    live_give_up_s: float = Field(
+        60.0, gt=0, description="live: end after this long without a frame (reconnecting)"
+    )
+
     @field_validator("min_segment_s", mode="before")
     @classmethod
     def _seconds_or_auto(cls, value: Any) -> Any:

@@ -77,3 +77,13 @@ def test_review_page_benchmark_prints_size_and_opening_times(tmp_path: Path) -> 
     figures = json.loads(lines[-1])
     assert figures["videos"] == 20 and 0 < figures["size_mb"] < 1
     assert figures["domcontentloaded_ms"] > 0 and figures["dcl_ratio_vs_tenth"] > 0
+
+
+def test_live_benchmark_prints_lag_and_the_rss_ratio(tmp_path: Path) -> None:
+    args = ["--seconds", "3", "--short-seconds", "3", "--long-minutes", "0.1", "--image-size", "64"]
+    lines = _run("live.py", args, tmp_path)
+    assert lines[1].startswith("(1) real time, 3-s UDP stream: 15/15 steps"), lines
+    assert [line[:9] for line in lines[2:4]] == ["(2) short", "(2) long "]
+    assert re.fullmatch(
+        r"lag_max_s=\d+\.\d+ lag_growth_s=-?\d+\.\d+ rss_long/short=\d+\.\d+", lines[-1]
+    )

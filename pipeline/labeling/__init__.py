@@ -4,6 +4,7 @@
 video with its own extractor, ``folder`` plans a folder and labels one video of it,
 ``outputs`` writes the per-video files and summary.csv, ``page`` the review page,
 ``preview`` the browser-playable previews it plays, ``truth`` the ground truth it compares with.
+``live`` labels a live stream step by step (its frames from ``live_source``).
 """
 
 from pipeline.lazy import lazy_surface
@@ -17,4 +18,5 @@ __all__, __getattr__, __dir__ = lazy_surface(
     page="index_html",
     preview="preview_entry browser_playable",
     truth="load_truth truth_views",
+    live="label_live LiveStepper LiveSegmenter",
 )

@@ -12,6 +12,7 @@ __all__, __getattr__, __dir__ = lazy_surface(
     decode="probe iter_chunks VideoInfo FrameChunk DECODER_VERSION",
     plan="sample_plan resized_shape",
     _container="check_path container_kind read_head",
+    _backends="upright_rgb resize_frame",
     errors=(
         "VideoError VideoWarning VideoNotFoundError UnreadableVideoError NotAVideoError "
         "NoVideoStreamError EmptyVideoError DecodeError TruncatedVideoWarning DamagedVideoWarning"
