@@ -14,7 +14,7 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task, records_in_order
+from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
 from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.data.discovery import discover_videos
@@ -28,7 +28,7 @@ from pipeline.progress import reporter
 
 @per_video_task("extract-video", "extract {video}")
 def extract_video_task(video: str, config: Config) -> VideoRecord:
-    return extract_one(Path(video), config)
+    return ran_here(extract_one(Path(video), config))
 
 
 # runner.kind: local runs one video at a time in-process: each task already overlaps decode
@@ -54,8 +54,8 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
             futures = map_tasks(
                 extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
             )
-            for video, future in zip(pending, futures, strict=True):
-                yield collect(future, VideoRecord(str(video), "failed"))
+            failed = [VideoRecord(str(video), "failed") for video in pending]
+            yield from collect_in_order(futures, failed)
 
     # Stored videos are skipped before any task is mapped: nothing to do costs no task run.
     records = records_in_order(videos, lambda v: already_stored(v, store, spec.key()), run)

@@ -17,7 +17,7 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task, records_in_order
+from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
 from flows.runner import task_mapper
 from pipeline.config import Config
 from pipeline.jobs import JobSummary, VideoRecord
@@ -48,7 +48,7 @@ def label_video_task(
 ) -> VideoRecord:
     # `source` is the version the flow pinned `model` to: an alias moving mid-run changes nothing.
     loaded = replace(get_model(source, tracking), uri=model)
-    return label_one(Path(video), relative, base, Path(output), config, loaded)
+    return ran_here(label_one(Path(video), relative, base, Path(output), config, loaded))
 
 
 # One video at a time in-process, as in extract_features: each task already overlaps decode
@@ -97,8 +97,8 @@ def label_folder(
                 output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
                 source=unmapped(pinned), tracking=unmapped(tracking),
             )  # fmt: skip
-            for video, future in zip(pending, futures, strict=True):
-                yield collect(future, VideoRecord(video.relative, "failed", path=str(video.path)))
+            failed = [VideoRecord(v.relative, "failed", path=str(v.path)) for v in pending]
+            yield from collect_in_order(futures, failed)
 
     # Labelled videos are skipped before any task is mapped: they cost no task run.
     records = records_in_order(videos, skipped, run)
@@ -116,7 +116,7 @@ def _finish(
     summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
     write_if_changed(summary_csv, summary_csv_text(records))
     write_if_changed(index, index_html(out, records, model))
-    table = [r.row(SUMMARY_COLUMNS) for r in records]
+    table = [r.row((*SUMMARY_COLUMNS, "host")) for r in records]  # host: the artifact only
     create_table_artifact(key="label-summary", table=table, description=summary.markdown())
     if print_summary:
         print(summary.text())
