@@ -72,6 +72,13 @@ class Cluster:
             raise RuntimeError(f"Prefect API {path}: curl exit {done.returncode} {done.stdout}")
         return json.loads(done.stdout)
 
+    def get(self, url: str) -> dict:
+        """GET ``url`` from inside host a (JSON)."""
+        done = self.net.run("a", ["curl", "-sf", url], self.env("a"), self.shared, timeout_s=30)
+        if done.returncode != 0:
+            raise RuntimeError(f"GET {url}: curl exit {done.returncode} {done.stdout}")
+        return json.loads(done.stdout)
+
     def task_runs(self, flow_run_id: str | None = None) -> list[dict]:
         body: dict = {"limit": 200, "sort": "EXPECTED_START_TIME_ASC"}
         if flow_run_id:
