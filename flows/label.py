@@ -18,8 +18,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
-from flows.runner import task_mapper
-from pipeline.config import Config
+from flows.runner import WorkerNeeds, task_mapper
+from pipeline.config import Config, absolute_paths
 from pipeline.jobs import JobSummary, VideoRecord
 from pipeline.labeling.folder import PlannedVideo, already_labelled, label_one, plan_folder
 from pipeline.labeling.outputs import (
@@ -71,7 +71,8 @@ def label_folder(
     """
     from pipeline.tracking.mlflow import require_store, resolve_uri
 
-    cfg = (config or Config()).model_copy(deep=True)
+    # Tasks may run on other machines or in workers started elsewhere: no relative paths.
+    cfg = absolute_paths(config or Config())
     if overwrite is not None:
         cfg.label.overwrite = overwrite
     videos = plan_folder(Path(input), cfg.data.extensions)
@@ -90,7 +91,12 @@ def label_folder(
 
     def run(pending: list[PlannedVideo]) -> Iterator[VideoRecord]:
         # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
-        with task_mapper(cfg) as map_tasks:
+        # Workers elsewhere load the model from `tracking` and read/write these folders.
+        needs = WorkerNeeds(
+            paths=(input, str(out)),
+            urls=(tracking,) if tracking.startswith(("http://", "https://")) else (),
+        )
+        with task_mapper(cfg, needs) as map_tasks:
             futures = map_tasks(
                 label_video_task, video=[str(v.path) for v in pending],
                 relative=[v.relative for v in pending], base=[v.base for v in pending],

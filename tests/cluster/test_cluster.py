@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster import Cluster
+from tests.cluster.cluster import MLFLOW_PORT, Cluster
 from tests.cluster.netns import kill_group
 
 pytestmark = pytest.mark.slow
@@ -213,3 +213,19 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster, config: Path) -
         (t["name"], t["state_name"]) for t in task_runs
     ]
     assert flow_run["state_type"] == "COMPLETED"
+
+
+def test_a_server_url_the_workers_cannot_reach_fails_before_any_task(
+    cluster: Cluster, config: Path
+) -> None:
+    """127.0.0.1 on host a is a's own MLflow server, but on b and c it is nothing."""
+    done = cluster.vidtag(
+        "label", str(cluster.shared / "inbox"), "--model", f"models:/{MODEL}@candidate",
+        "--out", str(cluster.shared / "labels-loopback"), "-c", str(config),
+        "--set", f"tracking.uri=http://127.0.0.1:{MLFLOW_PORT}",
+    )  # fmt: skip
+    assert done.returncode != 0
+    text = " ".join(done.stdout.split())  # the console wraps long lines
+    assert f"cannot reach http://127.0.0.1:{MLFLOW_PORT}" in text, done.stdout[-3000:]
+    assert cluster.net.addresses["b"] in text and cluster.net.addresses["c"] in text
+    assert not (cluster.shared / "labels-loopback" / "summary.csv").exists()
