@@ -243,7 +243,8 @@ def dask_workers(env: dict, count: int, folder: Path):
             with open(folder / f"worker-{index}.log", "w") as log:
                 process = subprocess.Popen(
                     [str(bin_dir / "dask"), "worker", address, "--nworkers", "1", "--nthreads",
-                     "1", "--no-dashboard"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                     "1", "--no-dashboard", "--local-directory", str(folder / "dask")],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True)  # fmt: skip
             processes.append(process)
             workers[f"worker-{index}"] = psutil.Process(process.pid)

@@ -62,3 +62,12 @@ def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
         assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+
+
+def test_scale_benchmark_accounts_for_every_clip_with_both_runners(tmp_path: Path) -> None:
+    lines = _run("scale.py", ["--clips", "10"], tmp_path)
+    last = lines[-1]
+    assert last.startswith("clips=10 complete=True local "), "\n".join(lines)
+    assert re.search(r"dask x2 \d+ videos/min rss x\d+\.\d\d$", last), last
+    for process in ("flow", "worker-1", "worker-2"):
+        assert any(line.strip().startswith(f"{process}: peak RSS") for line in lines), process

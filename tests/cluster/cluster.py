@@ -179,7 +179,7 @@ def running_cluster(shared: Path) -> Iterator[Cluster]:
                 host,
                 [str(BIN / "dask"), "worker", f"tcp://{a}:{SCHEDULER_PORT}", "--nworkers", "1",
                  "--nthreads", "1", "--no-dashboard", "--host", net.addresses[host],
-                 "--name", host],
+                 "--name", host, "--local-directory", str(shared / "hosts" / host / "dask")],
                 env[host], log, shared,
             )  # fmt: skip
         for host, process in workers.items():
