@@ -55,11 +55,14 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
         # Workers elsewhere must see the videos and the store at the same paths.
         needs = WorkerNeeds(paths=(str(config.data.videos), str(store.root.parent)))
         with task_mapper(config, needs) as map_tasks:
-            futures = map_tasks(
-                extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
-            )
             failed = [VideoRecord(str(video), "failed") for video in pending]
-            yield from collect_in_order(futures, failed)
+            # The futures are handed over, not kept: each is dropped once its record is read.
+            yield from collect_in_order(
+                map_tasks(
+                    extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
+                ),
+                failed,
+            )
 
     # Stored videos are skipped before any task is mapped: nothing to do costs no task run.
     records = records_in_order(videos, lambda v: already_stored(v, store, spec.key()), run)

@@ -97,14 +97,14 @@ def label_folder(
             urls=(tracking,) if tracking.startswith(("http://", "https://")) else (),
         )
         with task_mapper(cfg, needs) as map_tasks:
-            futures = map_tasks(
+            failed = [VideoRecord(v.relative, "failed", path=str(v.path)) for v in pending]
+            # The futures are handed over, not kept: each is dropped once its record is read.
+            yield from collect_in_order(map_tasks(
                 label_video_task, video=[str(v.path) for v in pending],
                 relative=[v.relative for v in pending], base=[v.base for v in pending],
                 output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
                 source=unmapped(pinned), tracking=unmapped(tracking),
-            )  # fmt: skip
-            failed = [VideoRecord(v.relative, "failed", path=str(v.path)) for v in pending]
-            yield from collect_in_order(futures, failed)
+            ), failed)  # fmt: skip
 
     # Labelled videos are skipped before any task is mapped: they cost no task run.
     records = records_in_order(videos, skipped, run)
