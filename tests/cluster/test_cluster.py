@@ -110,7 +110,7 @@ def test_train_logs_to_the_server_and_labelling_loads_the_model_on_the_workers(
     assert alias["model_version"]["name"] == MODEL
     # The server wrote the artifacts (--serve-artifacts): the client needed no shared folder.
     assert any((cluster.shared / "servers" / "artifacts").rglob("*.safetensors"))
-    write_dataset(cluster.shared / "inbox", task="clip", videos=4, seed=6, duration_s=(1.0, 1.5))
+    write_dataset(cluster.shared / "inbox", task="clip", videos=6, seed=6, duration_s=(1.0, 1.5))
     out = cluster.shared / "labels"
     labelled = cluster.vidtag(
         "label", str(cluster.shared / "inbox"), "--model", f"models:/{MODEL}@candidate",
@@ -118,11 +118,27 @@ def test_train_logs_to_the_server_and_labelling_loads_the_model_on_the_workers(
     )  # fmt: skip
     assert labelled.returncode == 0, labelled.stdout[-4000:]
     run, rows = summary_rows(cluster, "label_folder", "label-summary")
-    assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}, rows
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}, rows
     assert set(hosts_of(cluster, rows)) <= {"b", "c"} and None not in hosts_of(cluster, rows)
     for row in rows:
         document = json.loads((out / row["video"]).with_suffix(".labels.json").read_text())
         assert document["model"]["uri"] == f"models:/{MODEL}@candidate"
+
+
+def test_a_server_url_the_workers_cannot_reach_fails_before_any_task(
+    cluster: Cluster, config: Path
+) -> None:
+    """127.0.0.1 on host a is a's own MLflow server, but on b and c it is nothing."""
+    done = cluster.vidtag(
+        "label", str(cluster.shared / "inbox"), "--model", f"models:/{MODEL}@candidate",
+        "--out", str(cluster.shared / "labels-loopback"), "-c", str(config),
+        "--set", f"tracking.uri=http://127.0.0.1:{MLFLOW_PORT}",
+    )  # fmt: skip
+    assert done.returncode != 0
+    text = " ".join(done.stdout.split())  # the console wraps long lines
+    assert f"cannot reach http://127.0.0.1:{MLFLOW_PORT}" in text, done.stdout[-3000:]
+    assert cluster.net.addresses["b"] in text and cluster.net.addresses["c"] in text
+    assert not (cluster.shared / "labels-loopback" / "summary.csv").exists()
 
 
 class OutputWatch:
@@ -204,7 +220,7 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster, config: Path) -
     assert len(inodes) == videos and all(len(seen) == 1 for seen in inodes.values()), inodes
     for path in inodes:
         json.loads(path.read_text())
-    assert check_store(cluster.shared / "store") == 18 + 4 + videos
+    assert check_store(cluster.shared / "store") == 18 + 6 + videos
     # Prefect: one task run per video, each ended Completed (none left Running or Crashed).
     task_runs = cluster.task_runs(flow_run["id"])
     names = sorted(t["name"] for t in task_runs)
@@ -213,19 +229,3 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster, config: Path) -
         (t["name"], t["state_name"]) for t in task_runs
     ]
     assert flow_run["state_type"] == "COMPLETED"
-
-
-def test_a_server_url_the_workers_cannot_reach_fails_before_any_task(
-    cluster: Cluster, config: Path
-) -> None:
-    """127.0.0.1 on host a is a's own MLflow server, but on b and c it is nothing."""
-    done = cluster.vidtag(
-        "label", str(cluster.shared / "inbox"), "--model", f"models:/{MODEL}@candidate",
-        "--out", str(cluster.shared / "labels-loopback"), "-c", str(config),
-        "--set", f"tracking.uri=http://127.0.0.1:{MLFLOW_PORT}",
-    )  # fmt: skip
-    assert done.returncode != 0
-    text = " ".join(done.stdout.split())  # the console wraps long lines
-    assert f"cannot reach http://127.0.0.1:{MLFLOW_PORT}" in text, done.stdout[-3000:]
-    assert cluster.net.addresses["b"] in text and cluster.net.addresses["c"] in text
-    assert not (cluster.shared / "labels-loopback" / "summary.csv").exists()
