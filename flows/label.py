@@ -17,9 +17,9 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task, records_in_order
-from flows.runner import task_mapper
-from pipeline.config import Config
+from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
+from flows.runner import WorkerNeeds, task_mapper
+from pipeline.config import Config, absolute_paths
 from pipeline.jobs import JobSummary, VideoRecord
 from pipeline.labeling.folder import PlannedVideo, already_labelled, label_one, plan_folder
 from pipeline.labeling.outputs import (
@@ -48,7 +48,7 @@ def label_video_task(
 ) -> VideoRecord:
     # `source` is the version the flow pinned `model` to: an alias moving mid-run changes nothing.
     loaded = replace(get_model(source, tracking), uri=model)
-    return label_one(Path(video), relative, base, Path(output), config, loaded)
+    return ran_here(label_one(Path(video), relative, base, Path(output), config, loaded))
 
 
 # One video at a time in-process, as in extract_features: each task already overlaps decode
@@ -73,7 +73,8 @@ def label_folder(
     """
     from pipeline.tracking.mlflow import require_store, resolve_uri
 
-    cfg = (config or Config()).model_copy(deep=True)
+    # Tasks may run on other machines or in workers started elsewhere: no relative paths.
+    cfg = absolute_paths(config or Config())
     if overwrite is not None:
         cfg.label.overwrite = overwrite
     videos = plan_folder(Path(input), cfg.data.extensions)
@@ -93,15 +94,20 @@ def label_folder(
 
     def run(pending: list[PlannedVideo]) -> Iterator[VideoRecord]:
         # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
-        with task_mapper(cfg) as map_tasks:
-            futures = map_tasks(
+        # Workers elsewhere load the model from `tracking` and read/write these folders.
+        needs = WorkerNeeds(
+            paths=(input, str(out)),
+            urls=(tracking,) if tracking.startswith(("http://", "https://")) else (),
+        )
+        with task_mapper(cfg, needs) as map_tasks:
+            failed = [VideoRecord(v.relative, "failed", path=str(v.path)) for v in pending]
+            # The futures are handed over, not kept: each is dropped once its record is read.
+            yield from collect_in_order(map_tasks(
                 label_video_task, video=[str(v.path) for v in pending],
                 relative=[v.relative for v in pending], base=[v.base for v in pending],
                 output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
                 source=unmapped(pinned), tracking=unmapped(tracking),
-            )  # fmt: skip
-            for video, future in zip(pending, futures, strict=True):
-                yield collect(future, VideoRecord(video.relative, "failed", path=str(video.path)))
+            ), failed)  # fmt: skip
 
     # Labelled videos are skipped before any task is mapped: they cost no task run.
     records = records_in_order(videos, skipped, run)
@@ -132,7 +138,7 @@ def _finish(
     summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
     write_if_changed(summary_csv, summary_csv_text(records))
     write_if_changed(index, index_html(out, records, model, annotations))
-    table = [r.row(SUMMARY_COLUMNS) for r in records]
+    table = [r.row((*SUMMARY_COLUMNS, "host")) for r in records]  # host: the artifact only
     create_table_artifact(key="label-summary", table=table, description=summary.markdown())
     if print_summary:
         print(summary.text())

@@ -376,6 +376,15 @@ def absolute_sqlite_uri(uri: str, base: Path) -> str:
     return f"{SQLITE_PREFIX}{(base / path).resolve()}{sep}{query}"
 
 
+def absolute_paths(cfg: Config, base: Path | None = None) -> Config:
+    """A copy of ``cfg`` whose relative paths (a default like ``feature_store``, a ``--set``)
+    are resolved against ``base`` (the working folder): what a flow hands to tasks that may
+    run on another machine or in a worker started in another folder."""
+    tree = cfg.model_dump(mode="json")
+    _resolve_paths(tree, Path.cwd() if base is None else base)
+    return validate_tree(tree, "config")
+
+
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
     for section, key in _PATH_KEYS:
         node = tree.get(section)

@@ -87,3 +87,12 @@ def test_live_benchmark_prints_lag_and_the_rss_ratio(tmp_path: Path) -> None:
     assert re.fullmatch(
         r"lag_max_s=\d+\.\d+ lag_growth_s=-?\d+\.\d+ rss_long/short=\d+\.\d+", lines[-1]
     )
+
+
+def test_scale_benchmark_accounts_for_every_clip_with_both_runners(tmp_path: Path) -> None:
+    lines = _run("scale.py", ["--clips", "10"], tmp_path)
+    last = lines[-1]
+    assert last.startswith("clips=10 complete=True local "), "\n".join(lines)
+    assert re.search(r"dask x2 \d+ videos/min rss x\d+\.\d\d$", last), last
+    for process in ("flow", "worker-1", "worker-2"):
+        assert any(line.strip().startswith(f"{process}: peak RSS") for line in lines), process
