@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -60,6 +60,20 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_seed: int = 0
+    split_file: Path | None = Field(
+        None,
+        description="MS-TCN split bundle (splits/train.split1.bundle; its test.*.bundle beside "
+        "it) or a folder of them chosen by data.fold; one video file name per line",
+    )
+    fold: int | None = Field(
+        None, ge=0, description="with a split_file folder: train.split<fold>.bundle and test.*"
+    )
+
+    @model_validator(mode="after")
+    def _fold_needs_split_file(self) -> DataConfig:
+        if self.fold is not None and self.split_file is None:
+            raise ValueError("data.fold chooses a bundle of data.split_file: set data.split_file")
+        return self
 
 
 class DecodeConfig(Section):
@@ -152,6 +166,9 @@ class TrackingConfig(Section):
     # A new version becomes @candidate only when its selection score on the test split beats
     # the current candidate's by more than this (0: any improvement).
     promote_margin: float = Field(0.0, ge=0, le=1)
+    # A frame run logs a truth-against-prediction figure (timelines/<video>.png) for the first
+    # this many test videos, and one overview of them all (0: only the overview).
+    timeline_videos: int = Field(20, ge=0)
 
 
 class RunnerConfig(Section):
@@ -160,9 +177,52 @@ class RunnerConfig(Section):
     address: str | None = Field(None, description="existing Dask scheduler, e.g. tcp://host:8786")
 
 
+AUTO = "auto"
+# ``label.min_segment_s: auto`` where nothing chose a merge length: a model trained without
+# validation videos (``data.val_fraction: 0``), or one trained before models stored it. 0.3 s is
+# what the shipped frame configs used before ``auto``: it drops one-step flickers at 5-10 fps.
+AUTO_MIN_SEGMENT_FALLBACK_S = 0.3
+
+
 class LabelConfig(Section):
-    min_segment_s: float = Field(0.0, ge=0)
+    min_segment_s: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        AUTO,
+        description="merge runs shorter than this (seconds) into a neighbour; auto: training "
+        "picks it on the validation videos and stores it with the model, labelling uses the "
+        "model's (a number given here or with --set wins)",
+    )
     overwrite: bool = False
+    previews: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="browser-playable H.264 preview beside the labels: auto = only for videos "
+        "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
+    )
+
+    live_window_s: float = Field(
+        30.0, ge=0, description="live: smoothing may revise only this many seconds back"
+    )
+    live_give_up_s: float = Field(
+        60.0, gt=0, description="live: end after this long without a frame (reconnecting)"
+    )
+
+    @field_validator("min_segment_s", mode="before")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> Any:
+        if value == AUTO:
+            return value
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not (0 <= number < float("inf"))
+        ):
+            raise ValueError(f"expected a number of seconds >= 0 or {AUTO!r}")
+        return number
 
 
 class Config(Section):
@@ -293,6 +353,7 @@ _PATH_KEYS = (
     ("data", "videos"),
     ("data", "annotations"),
     ("data", "class_names"),
+    ("data", "split_file"),
     ("features", "store"),
     ("train", "checkpoint_dir"),
 )
@@ -313,6 +374,15 @@ def absolute_sqlite_uri(uri: str, base: Path) -> str:
     if path.is_absolute():
         return f"{SQLITE_PREFIX}{path}{sep}{query}" if path_part.startswith("~") else uri
     return f"{SQLITE_PREFIX}{(base / path).resolve()}{sep}{query}"
+
+
+def absolute_paths(cfg: Config, base: Path | None = None) -> Config:
+    """A copy of ``cfg`` whose relative paths (a default like ``feature_store``, a ``--set``)
+    are resolved against ``base`` (the working folder): what a flow hands to tasks that may
+    run on another machine or in a worker started in another folder."""
+    tree = cfg.model_dump(mode="json")
+    _resolve_paths(tree, Path.cwd() if base is None else base)
+    return validate_tree(tree, "config")
 
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
