@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-interop lint format clean
+.PHONY: demo test test-fast test-interop test-cluster lint format clean
 
 # (Re)install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -31,6 +31,10 @@ $(INTEROP)/bin/label-studio:
 
 test-interop: $(STAMP) $(INTEROP)/bin/label-studio
 	$(BIN)/python -m pytest -q -m interop
+
+# The several-machines recipe on three network namespaces (root + iproute2; skips without).
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q tests/cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

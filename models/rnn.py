@@ -183,6 +183,13 @@ class RecurrentLayer(nn.Module):
             return outs[0]
         return torch.cat([outs[0], outs[1][pack.reverse]], dim=1)  # (N, 2H)
 
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The forward direction over the next steps ``x (B, T, D)`` from ``state`` (None: the
+        zero state) -> ``(B, T, H)`` and the state after them."""
+        if self.bwd is not None:
+            raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
+        return self.fwd(x, state)
+
 
 class StepMLP(nn.Module):
     """The ``none`` cell: the same MLP at every step, blind to order (the baseline)."""
@@ -193,6 +200,9 @@ class StepMLP(nn.Module):
 
     def forward(self, rows: torch.Tensor, pack: Packing) -> torch.Tensor:
         return F.gelu(self.linear(rows))  # (N, H)
+
+    def step(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return F.gelu(self.linear(x)), None  # (B, T, H); nothing to carry
 
 
 class SequenceEncoder(nn.Module):
@@ -239,6 +249,31 @@ class SequenceEncoder(nn.Module):
             # The backward direction ends at step 0: its final state is its output there.
             final = torch.cat([final[:, : self.hidden], steps[:, 0, self.hidden :]], dim=-1)
         return Encoded(steps, final)
+
+    @property
+    def causal(self) -> bool:
+        """Does every step's output depend on that step and earlier ones only, and can every
+        layer be stepped (``step``) with its state carried?"""
+        return not self.bidirectional and all(hasattr(layer, "step") for layer in self.layers)
+
+    def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
+        """Causal encoding of the next ``T`` steps ``x (B, T, D)`` carrying ``state`` (None at
+        the start) -> (per-step states ``(B, T, F)``, the state after the last step).
+
+        Each layer's ``step(x, state) -> (out, state)`` carries its own state (a hidden state
+        here; a causal convolution would carry its receptive field's last inputs). Stepping a
+        sequence chunk by chunk equals :meth:`forward` over all of it (to float rounding), and
+        memory does not grow with the steps already seen.
+        """
+        if self.bidirectional:
+            raise ValueError("a bidirectional encoder reads the future: it cannot be stepped")
+        states = list(state) if state is not None else [None] * len(self.layers)
+        out = self.proj(self.norm(x))  # (B, T, D')
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                out = self.dropout(out)
+            out, states[index] = layer.step(out, states[index])  # (B, T, H)
+        return out, states
 
 
 def packed_rows(x: torch.Tensor, pack: Packing) -> torch.Tensor:
@@ -356,6 +391,21 @@ class FrameTagger(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.stage_logits(x, lengths)[-1]  # (B, T, C)
+
+    def why_not_causal(self) -> str | None:
+        """Why this model cannot label step by step (None: it can). Streaming callers ask
+        this, then :meth:`step`; other causal sequence models offer the same two methods."""
+        if self.encoder.causal:
+            return None
+        if self.encoder.bidirectional:
+            return f"its {self.cfg.cell} is bidirectional: the backward direction reads the future"
+        return f"its {self.cfg.cell} layers cannot be stepped one chunk at a time"
+
+    def step(self, x: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
+        """Logits ``(B, T, C)`` of the next ``T`` steps ``x (B, T, D)`` and the state to carry
+        (``None`` at the start); equals :meth:`forward` over the whole sequence."""
+        steps, state = self.encoder.step(x, state)  # (B, T, F)
+        return self.head(self.dropout(steps)), state
 
 
 MODELS: dict[str, type[ClipClassifier | FrameTagger]] = {

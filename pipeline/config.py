@@ -192,6 +192,18 @@ class LabelConfig(Section):
         "model's (a number given here or with --set wins)",
     )
     overwrite: bool = False
+    previews: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="browser-playable H.264 preview beside the labels: auto = only for videos "
+        "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
+    )
+
+    live_window_s: float = Field(
+        30.0, ge=0, description="live: smoothing may revise only this many seconds back"
+    )
+    live_give_up_s: float = Field(
+        60.0, gt=0, description="live: end after this long without a frame (reconnecting)"
+    )
 
     @field_validator("min_segment_s", mode="before")
     @classmethod
@@ -362,6 +374,15 @@ def absolute_sqlite_uri(uri: str, base: Path) -> str:
     if path.is_absolute():
         return f"{SQLITE_PREFIX}{path}{sep}{query}" if path_part.startswith("~") else uri
     return f"{SQLITE_PREFIX}{(base / path).resolve()}{sep}{query}"
+
+
+def absolute_paths(cfg: Config, base: Path | None = None) -> Config:
+    """A copy of ``cfg`` whose relative paths (a default like ``feature_store``, a ``--set``)
+    are resolved against ``base`` (the working folder): what a flow hands to tasks that may
+    run on another machine or in a worker started in another folder."""
+    tree = cfg.model_dump(mode="json")
+    _resolve_paths(tree, Path.cwd() if base is None else base)
+    return validate_tree(tree, "config")
 
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:

@@ -521,7 +521,6 @@ def models_rollback(
 @app.command()
 @user_errors
 def label(
-    input: Annotated[Path, typer.Argument(help="Folder of videos (recursive), manifest or file.")],
     model: Annotated[
         str,
         typer.Option(
@@ -532,12 +531,30 @@ def label(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    input: Annotated[
+        Path | None, typer.Argument(help="Folder of videos (recursive), manifest or file.")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     overwrite: Annotated[
         bool, typer.Option(help="Relabel videos whose outputs are already current.")
     ] = False,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ground truth (any training annotation format): the review page shows it "
+            "above the prediction, with each video's frame metrics."
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
+    live: Annotated[
+        str | None,
+        typer.Option(
+            "--live",
+            help="Label a live stream instead: a URL (rtsp://, udp://, http://...), a device "
+            "(/dev/video0) or a file being written. Needs a causal frame model.",
+        ),
+    ] = None,
 ) -> None:
     """Label every video with a trained model: JSON, segments CSV and WebVTT per video, plus
     summary.csv and a review page (index.html).
@@ -546,12 +563,27 @@ def label(
     labelled by the same model are skipped; a bad video is a failed row and the rest go on.
     Exits 1 when any video failed.
 
+    With --live SOURCE, label a stream as it plays: segments are appended to
+    <name>.segments.jsonl and <name>.vtt as they become final; Ctrl-C stops cleanly.
+
     Example: [bold]vidtag label inbox/ --model models:/vidtag@candidate --out labels/[/]
+
+    Example: [bold]vidtag label --live rtsp://cam1/stream --model models:/tagger@candidate
+    --out live/[/]
     """
+    cfg = load(config, set_)
+    if (live is None) == (input is None):
+        raise typer.BadParameter("give a folder/file to label, or --live SOURCE (not both)")
+    if live is not None:
+        from pipeline.cli.live import run_live
+
+        summary = run_live(cfg, live, model, out, console, overwrite=overwrite)
+        raise typer.Exit(1 if summary["failed"] else 0)
     from pipeline.cli.runs import run_label
 
-    cfg = load(config, set_)
-    summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)
+    summary = run_label(
+        cfg, input, model, out, console, overwrite=overwrite, verbose=verbose, truth=truth
+    )
     if summary["failed"]:
         raise typer.Exit(1)
 
