@@ -79,11 +79,12 @@ def test_sources_are_told_apart_and_named(source, kind, name):
 
 
 def live_config(tmp_path: Path, *extra: str):
-    # batch 4 both ways: live and offline features then come from the same batch shape.
+    # batch 4 both ways: live and offline features then come from the same batch shape; no
+    # merging (the random model stores no merge length: auto would merge runs under 0.3 s).
     return load_config(
         None,
         [f"features.store={tmp_path / 'store'}", "features.batch_size=4",
-         "label.live_give_up_s=1.5", *extra],
+         "label.live_give_up_s=1.5", "label.min_segment_s=0", *extra],
     )  # fmt: skip
 
 

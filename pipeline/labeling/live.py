@@ -371,15 +371,20 @@ def _run_live(
 ) -> dict[str, Any]:
     from pipeline.labeling.live_source import LiveSource, source_name
 
+    from pipeline.labeling.segments import merge_length
+
     model = loaded.model
+    min_segment_s = merge_length(cfg.label.min_segment_s, model.options)  # auto: the model's
     name = name or source_name(source)
     outputs = LiveOutputs(Path(out), name, overwrite=overwrite or cfg.label.overwrite)
     outputs.record(
         {"type": "start", "schema": SCHEMA, "source": source, "started": time.time(),
-         "model": loaded.describe(), "min_segment_s": cfg.label.min_segment_s,
+         "model": loaded.describe(), "min_segment_s": min_segment_s,
          "live_window_s": cfg.label.live_window_s}
     )  # fmt: skip
-    live = _LiveLoop(cfg, model.classes, model.background, stepper, extractor, outputs, on_status)
+    live = _LiveLoop(
+        cfg, model.classes, model.background, stepper, extractor, outputs, on_status, min_segment_s
+    )
     reader = LiveSource(
         source, model.spec.sample_fps, extractor.decode_size,
         timeout_s=timeout_s, give_up_s=cfg.label.live_give_up_s,
@@ -418,11 +423,13 @@ def _warm_up(extractor, stepper: LiveStepper) -> None:
 
 
 class _LiveLoop:
-    def __init__(self, cfg, classes, background, stepper, extractor, outputs, on_status) -> None:
+    def __init__(
+        self, cfg, classes, background, stepper, extractor, outputs, on_status, min_segment_s
+    ) -> None:
         self.classes, self.stepper, self.extractor = list(classes), stepper, extractor
         self.outputs, self.on_status = outputs, on_status
         self.segmenter = LiveSegmenter(
-            self.classes, background, cfg.label.min_segment_s, cfg.label.live_window_s
+            self.classes, background, min_segment_s, cfg.label.live_window_s
         )
         self.run_stats = _Run()
         self.session: Session | None = None
