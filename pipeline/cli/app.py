@@ -542,6 +542,37 @@ def label(
         raise typer.Exit(1)
 
 
+# --- watch ---------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def watch(
+    inbox: Annotated[Path, typer.Argument(help="Folder that receives videos (recursive).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A model, as for `vidtag label`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the inbox.")] = 1.0,
+    damaged_after: Annotated[
+        float,
+        typer.Option(help="Seconds a file may stay unchanged and unreadable before it fails."),
+    ] = 10.0,
+) -> None:
+    """Label each new video of INBOX once it is complete (unchanged between two looks and
+    readable to its end), with the same outputs, skip rule and failure rows as `vidtag label`.
+
+    The model is loaded once and stays warm; each video is labelled by direct library calls
+    (no Prefect run), seconds after it lands. Videos already labelled are skipped, so a
+    restart relabels nothing. Ctrl-C or SIGTERM stops after the video in hand, with a summary.
+
+    Example: [bold]vidtag watch inbox/ --model models:/vidtag@candidate --out labels/[/]
+    """
+    from pipeline.cli.watch import run_watch
+
+    run_watch(load(config, set_), inbox, model, out, console, poll, damaged_after)
+
+
 # --- serve ---------------------------------------------------------------------------------
 
 
