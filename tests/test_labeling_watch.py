@@ -101,7 +101,6 @@ def test_a_slow_copy_is_labelled_once_after_it_is_complete_and_not_after_restart
 
 def test_only_a_whole_container_reads_whole(tmp_path: Path) -> None:
     from pipeline.labeling.watch import _reads_whole
-
     from tests.helpers_video import faststart
 
     whole = write_video(tmp_path / "whole.mp4", "mp4v", frames=30)
