@@ -57,7 +57,20 @@ def test_train_benchmark_prints_both_ratios(tmp_path: Path, args: list[str]) -> 
 
 def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
     lines = _run("startup.py", ["--repeats", "1", "--videos", "1"], tmp_path)
-    assert lines[0].startswith("measure") and len(lines) == 8, lines
+    assert lines[0].startswith("measure") and len(lines) == 12, lines
+    for server in ("temporary server", "vidtag server"):
+        assert any(line.startswith(f"label one 5-s clip, {server}") for line in lines), lines
+    assert re.fullmatch(
+        r"with vidtag server: stored extract / import torch = \d+\.\d\d \(goal <= 2\), "
+        r"one-clip label / import torch = \d+\.\d\d \(goal <= 3\)",
+        lines[-1],
+    )
+
+
+def test_watch_benchmark_prints_the_latency_line(tmp_path: Path) -> None:
+    lines = _run("watch.py", ["--videos", "1", "--poll", "0.3", "--image-size", "64"], tmp_path)
+    assert re.search(r"copy completed$", lines[-2]), lines
+    assert re.fullmatch(r"completion-to-labelled latency, .*: \d+\.\d\d s", lines[-1]), lines
     names = ["vidtag --help", "import prefect", "import mlflow", "import torch", "import cv2",
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
