@@ -15,7 +15,8 @@ partial file; a file that fails to parse or whose checksum differs is reported c
 
 Only folders named like an extractor key (20 lowercase hex digits, see ``ExtractorSpec.key``)
 holding a ``spec.json`` or an entry count as extractors: ``.compile_cache``, ``.hashes``,
-``.specs`` and anything else in the folder are never listed, and so never removed by ``vidtag store gc``.
+``.specs`` and anything else in the folder are never listed, and so never removed by
+``vidtag store gc``.
 """
 
 from __future__ import annotations
