@@ -6,9 +6,11 @@ temporary server starts); then, each without and with ``vidtag server start``: `
 extract`` of a small synthetic folder whose features are all stored, and ``vidtag label`` of
 one 5-s clip into a new output folder (its features extracted too: the whole job) with a local
 model folder (random resnet18 weights: the extractor's cost, not a trained model's). Every
-figure is the wall time of a new process, as a user pays it; the last lines give the ratios
-to ``import torch`` that issue 15 asks for (stored extract <= 2x, one-clip label <= 3x, with
-the server up). Compare two code trees by running this script with ``PYTHONPATH`` set to each.
+figure is the wall time of a new process, as a user pays it, beside its CPU time (user +
+system: on a loaded machine the fairer figure; the server's own CPU is not counted); the last
+lines give the ratios to ``import torch`` that issue 15 asks for (stored extract <= 2x,
+one-clip label <= 3x, with the server up), by wall and by CPU time. Compare two code trees
+by running this script with ``PYTHONPATH`` set to each.
 
     python benchmarks/startup.py --repeats 3 --videos 3
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 CLI = "from pipeline.cli import app; app()"
 IMPORT = "import time; t = time.perf_counter(); import {0}; print(time.perf_counter() - t)"
@@ -44,16 +48,27 @@ def env(home: Path) -> dict[str, str]:
     return {**clean, "PREFECT_HOME": str(home), "PREFECT_PROFILES_PATH": str(home / "none")}
 
 
-def wall(args: list[str], environment: dict[str, str]) -> float:
-    started = time.perf_counter()
+class Figure(NamedTuple):
+    seconds: float  # wall time (or the time the process reports)
+    cpu_s: float  # user + system CPU seconds of the process (a loaded machine's fairer figure)
+
+
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wall(args: list[str], environment: dict[str, str]) -> Figure:
+    cpu, started = _cpu_of_children(), time.perf_counter()
     subprocess.run(args, env=environment, check=True, capture_output=True, text=True)
-    return time.perf_counter() - started
+    return Figure(time.perf_counter() - started, _cpu_of_children() - cpu)
 
 
-def reported(args: list[str], environment: dict[str, str]) -> float:
+def reported(args: list[str], environment: dict[str, str]) -> Figure:
     """The seconds the process prints on its last line (time inside it, start-up excluded)."""
+    cpu = _cpu_of_children()
     run = subprocess.run(args, env=environment, check=True, capture_output=True, text=True)
-    return float(run.stdout.strip().splitlines()[-1])
+    return Figure(float(run.stdout.strip().splitlines()[-1]), _cpu_of_children() - cpu)
 
 
 def write_clip(path: Path, seconds: float, seed: int, fps: int = 10) -> None:
@@ -114,8 +129,9 @@ class Server:
                        check=True, capture_output=True, timeout=60)  # fmt: skip
 
 
-def median(measure: Callable[[], float], repeats: int) -> float:
-    return statistics.median(measure() for _ in range(repeats))
+def median(measure: Callable[[], Figure], repeats: int) -> Figure:
+    figures = [measure() for _ in range(repeats)]
+    return Figure(*(statistics.median(values) for values in zip(*figures, strict=True)))
 
 
 def main() -> None:
@@ -137,7 +153,7 @@ def main() -> None:
         extract = [python, "-c", CLI, "extract", "-c", str(config)]
         runs = iter(range(10**6))
 
-        def label(environment: dict[str, str]) -> float:
+        def label(environment: dict[str, str]) -> Figure:
             """One clip into a new output folder and a new store: all of its work, every time."""
             run = next(runs)
             label_config = small_config(root, root / "one", root / f"label-store{run}")
@@ -146,11 +162,14 @@ def main() -> None:
                         environment)  # fmt: skip
 
         videos = f"{args.videos} video" + ("" if args.videos == 1 else "s")
-        print(f"{'measure':<44} {'median s':>9}   ({args.repeats} fresh processes each)")
+        print(
+            f"{'measure':<48} {'median s':>9} {'CPU s':>7}   ({args.repeats} fresh processes; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        )
 
-        def row(name: str, measure: Callable[[], float]) -> float:
+        def row(name: str, measure: Callable[[], Figure]) -> Figure:
             value = median(measure, args.repeats)
-            print(f"{name:<44} {value:>9.2f}", flush=True)
+            print(f"{name:<48} {value.seconds:>9.2f} {value.cpu_s:>7.2f}", flush=True)
             return value
 
         row("vidtag --help (wall)", lambda: wall([python, "-c", CLI, "--help"], bare))
@@ -170,12 +189,14 @@ def main() -> None:
                 figures["label", server] = row(
                     f"label one 5-s clip, {server} (wall)", lambda e=environment: label(e)
                 )
-        extract_ratio = figures["extract", "vidtag server"] / torch_s
-        label_ratio = figures["label", "vidtag server"] / torch_s
-        print(
-            f"with vidtag server: stored extract / import torch = {extract_ratio:.2f} (goal <= 2)"
-            f", one-clip label / import torch = {label_ratio:.2f} (goal <= 3)"
-        )
+        for kind, index in (("wall", 0), ("CPU", 1)):
+            extract_ratio = figures["extract", "vidtag server"][index] / torch_s[index]
+            label_ratio = figures["label", "vidtag server"][index] / torch_s[index]
+            print(
+                f"with vidtag server, {kind}: stored extract / import torch = "
+                f"{extract_ratio:.2f} (goal <= 2), one-clip label / import torch = "
+                f"{label_ratio:.2f} (goal <= 3)"
+            )
 
 
 if __name__ == "__main__":

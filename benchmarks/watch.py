@@ -90,7 +90,10 @@ def main() -> None:
                 if watch.poll() is not None or time.monotonic() - started > 300:
                     raise SystemExit(f"vidtag watch did not start:\n{log.read_text()}")
                 time.sleep(0.05)
-            print(f"vidtag watch ready in {time.monotonic() - started:.1f} s (model loaded)")
+            print(
+                f"vidtag watch ready in {time.monotonic() - started:.1f} s (model loaded; load "
+                f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+            )
             latencies = []
             for clip in clips:
                 done = copy_slowly(clip, root / "inbox" / clip.name, 4, args.poll * 1.5)
