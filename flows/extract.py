@@ -14,9 +14,9 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task, records_in_order
-from flows.runner import task_mapper
-from pipeline.config import Config
+from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
+from flows.runner import WorkerNeeds, task_mapper
+from pipeline.config import Config, absolute_paths
 from pipeline.data.discovery import discover_videos
 from pipeline.errors import UserError
 from pipeline.features.extract import already_stored, extract_one, get_extractor
@@ -28,7 +28,7 @@ from pipeline.progress import reporter
 
 @per_video_task("extract-video", "extract {video}")
 def extract_video_task(video: str, config: Config) -> VideoRecord:
-    return extract_one(Path(video), config)
+    return ran_here(extract_one(Path(video), config))
 
 
 # runner.kind: local runs one video at a time in-process: each task already overlaps decode
@@ -39,6 +39,8 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
     """Extract the features of every video in ``config.data.videos`` (skipping stored ones)."""
     if config.data.videos is None:
         raise UserError("data.videos is not set: give a folder of videos or a manifest")
+    # Tasks may run on other machines or in workers started elsewhere: no relative paths.
+    config = absolute_paths(config)
     videos = discover_videos(config.data.videos, config.data.extensions)
     reporter().videos(len(videos))
     spec = spec_from_config(config)
@@ -50,12 +52,17 @@ def extract_features(config: Config, print_summary: bool = True) -> dict[str, An
         get_extractor(spec, config)
         store.write_spec(spec.key(), spec.to_dict())
         # runner.kind picks the runner at run time (CLI, subflow of train, deployments alike).
-        with task_mapper(config) as map_tasks:
-            futures = map_tasks(
-                extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
+        # Workers elsewhere must see the videos and the store at the same paths.
+        needs = WorkerNeeds(paths=(str(config.data.videos), str(store.root.parent)))
+        with task_mapper(config, needs) as map_tasks:
+            failed = [VideoRecord(str(video), "failed") for video in pending]
+            # The futures are handed over, not kept: each is dropped once its record is read.
+            yield from collect_in_order(
+                map_tasks(
+                    extract_video_task, video=[str(v) for v in pending], config=unmapped(config)
+                ),
+                failed,
             )
-            for video, future in zip(pending, futures, strict=True):
-                yield collect(future, VideoRecord(str(video), "failed"))
 
     # Stored videos are skipped before any task is mapped: nothing to do costs no task run.
     records = records_in_order(videos, lambda v: already_stored(v, store, spec.key()), run)

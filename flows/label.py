@@ -17,9 +17,9 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, per_video_task, records_in_order
-from flows.runner import task_mapper
-from pipeline.config import Config
+from flows.common import collect_in_order, per_video_task, ran_here, records_in_order
+from flows.runner import WorkerNeeds, task_mapper
+from pipeline.config import Config, absolute_paths
 from pipeline.jobs import JobSummary, VideoRecord
 from pipeline.labeling.folder import PlannedVideo, already_labelled, label_one, plan_folder
 from pipeline.labeling.outputs import (
@@ -48,7 +48,7 @@ def label_video_task(
 ) -> VideoRecord:
     # `source` is the version the flow pinned `model` to: an alias moving mid-run changes nothing.
     loaded = replace(get_model(source, tracking), uri=model)
-    return label_one(Path(video), relative, base, Path(output), config, loaded)
+    return ran_here(label_one(Path(video), relative, base, Path(output), config, loaded))
 
 
 # One video at a time in-process, as in extract_features: each task already overlaps decode
@@ -61,17 +61,20 @@ def label_folder(
     config: Config | None = None,
     overwrite: bool | None = None,
     print_summary: bool = True,
+    truth: str | None = None,
 ) -> dict[str, Any]:
     """Label every video under ``input`` (folder, manifest or file) with ``model`` into ``output``.
 
     ``model``: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<id>/model`` or
     a local model folder. ``overwrite`` (default ``config.label.overwrite``) relabels videos
-    whose outputs are current. Returns the job summary plus the paths of summary.csv and
-    index.html.
+    whose outputs are current. ``truth``: an annotation file or folder (any training format)
+    the review page compares the labels with. Returns the job summary plus the paths of
+    summary.csv and index.html.
     """
     from pipeline.tracking.mlflow import require_store, resolve_uri
 
-    cfg = (config or Config()).model_copy(deep=True)
+    # Tasks may run on other machines or in workers started elsewhere: no relative paths.
+    cfg = absolute_paths(config or Config())
     if overwrite is not None:
         cfg.label.overwrite = overwrite
     videos = plan_folder(Path(input), cfg.data.extensions)
@@ -82,6 +85,7 @@ def label_folder(
     pinned = resolve_model(model, tracking).source  # one version for the whole run
     loaded = replace(get_model(pinned, tracking), uri=model)
     check_spec(loaded.model.spec)
+    annotations = _truth(truth, loaded, Path(input), cfg)  # a bad file fails before any work
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -90,33 +94,51 @@ def label_folder(
 
     def run(pending: list[PlannedVideo]) -> Iterator[VideoRecord]:
         # runner.kind picks the runner at run time (flows/runner.py), as in extract_features.
-        with task_mapper(cfg) as map_tasks:
-            futures = map_tasks(
+        # Workers elsewhere load the model from `tracking` and read/write these folders.
+        needs = WorkerNeeds(
+            paths=(input, str(out)),
+            urls=(tracking,) if tracking.startswith(("http://", "https://")) else (),
+        )
+        with task_mapper(cfg, needs) as map_tasks:
+            failed = [VideoRecord(v.relative, "failed", path=str(v.path)) for v in pending]
+            # The futures are handed over, not kept: each is dropped once its record is read.
+            yield from collect_in_order(map_tasks(
                 label_video_task, video=[str(v.path) for v in pending],
                 relative=[v.relative for v in pending], base=[v.base for v in pending],
                 output=unmapped(str(out)), config=unmapped(cfg), model=unmapped(model),
                 source=unmapped(pinned), tracking=unmapped(tracking),
-            )  # fmt: skip
-            for video, future in zip(pending, futures, strict=True):
-                yield collect(future, VideoRecord(video.relative, "failed", path=str(video.path)))
+            ), failed)  # fmt: skip
 
     # Labelled videos are skipped before any task is mapped: they cost no task run.
     records = records_in_order(videos, skipped, run)
     summary = JobSummary(job="label", extractor_key=loaded.model.spec.key())
     for record in records:  # in discovery order, skipped or not
         summary.add(record)
-    return _finish(summary, out, loaded.describe(), print_summary)
+    return _finish(summary, out, loaded.describe(), print_summary, annotations)
+
+
+def _truth(truth: str | None, loaded, input: Path, cfg: Config):
+    """The ``truth`` annotations for this model's task, or None."""
+    if truth is None:
+        return None
+    from pipeline.labeling.folder import input_root
+    from pipeline.labeling.truth import load_truth
+
+    model = loaded.model
+    return load_truth(
+        Path(truth), model.task, model.background, input_root(input), cfg.data.extensions
+    )
 
 
 def _finish(
-    summary: JobSummary, out: Path, model: dict[str, Any], print_summary: bool
+    summary: JobSummary, out: Path, model: dict[str, Any], print_summary: bool, annotations=None
 ) -> dict[str, Any]:
     """summary.csv and index.html (rewritten only when their content changed), the artifact."""
     records = summary.records
     summary_csv, index = out / SUMMARY_CSV, out / INDEX_HTML
     write_if_changed(summary_csv, summary_csv_text(records))
-    write_if_changed(index, index_html(out, records, model))
-    table = [r.row(SUMMARY_COLUMNS) for r in records]
+    write_if_changed(index, index_html(out, records, model, annotations))
+    table = [r.row((*SUMMARY_COLUMNS, "host")) for r in records]  # host: the artifact only
     create_table_artifact(key="label-summary", table=table, description=summary.markdown())
     if print_summary:
         print(summary.text())

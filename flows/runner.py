@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Config
@@ -55,8 +56,9 @@ def check_runner(cfg: Config) -> None:
     )
 
 
-def task_runner_for(cfg: Config) -> TaskRunner:
-    """A fresh task runner for ``cfg.runner`` (not started: a flow or ``with`` starts it)."""
+def task_runner_for(cfg: Config, needs: WorkerNeeds | None = None) -> TaskRunner:
+    """A fresh task runner for ``cfg.runner`` (not started: a flow or ``with`` starts it);
+    the workers of an existing scheduler are first checked for what ``needs`` lists."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     if cfg.runner.kind != "dask":
@@ -67,7 +69,7 @@ def task_runner_for(cfg: Config) -> TaskRunner:
 
     _quiet_dask()
     if cfg.runner.address:
-        check_workers(cfg.runner.address)
+        check_workers(cfg.runner.address, needs or WorkerNeeds())
         return DaskTaskRunner(address=cfg.runner.address)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
@@ -95,8 +97,17 @@ def _quiet_dask() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
+@dataclass(frozen=True)
+class WorkerNeeds:
+    """What every worker of a cluster must see for the tasks to work: shared folders (at the
+    same path as here) and servers (at an address that is not only this machine's)."""
+
+    paths: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()  # http(s) servers, checked at <url>/health
+
+
 @contextlib.contextmanager
-def task_mapper(cfg: Config) -> Iterator[Callable[..., Any]]:
+def task_mapper(cfg: Config, needs: WorkerNeeds | None = None) -> Iterator[Callable[..., Any]]:
     """``map(task, **parameters) -> futures`` on the runner ``cfg.runner`` asks for.
 
     Inside a flow that already runs on Dask (one given a ``DaskTaskRunner`` through
@@ -113,7 +124,7 @@ def task_mapper(cfg: Config) -> Iterator[Callable[..., Any]]:
     if cfg.runner.kind == "local" or _is_dask(active):
         yield lambda task, **parameters: task.map(**parameters)
         return
-    with task_runner_for(cfg) as runner:
+    with task_runner_for(cfg, needs) as runner:
         yield lambda task, **parameters: runner.map(task, parameters)
 
 
@@ -129,8 +140,10 @@ def _is_dask(runner: object) -> bool:
 CONNECT_TIMEOUT_S = 20.0
 
 
-def check_workers(address: str) -> None:
-    """Fail clearly when the scheduler is unreachable or a worker has no PREFECT_API_URL."""
+def check_workers(address: str, needs: WorkerNeeds) -> None:
+    """Fail clearly, before any task, when the scheduler is unreachable or a worker has no
+    PREFECT_API_URL, cannot see a shared folder or cannot reach a server (a URL that says
+    127.0.0.1, a folder that only exists on this machine)."""
     from distributed import Client
 
     try:
@@ -141,19 +154,42 @@ def check_workers(address: str) -> None:
             f"`dask scheduler` and check runner.address"
         ) from None
     try:
-        urls = client.run(_worker_api_url)
+        answers = client.run(worker_problems, needs.paths, needs.urls)
     finally:
         client.close()
-    if not urls:
+    if not answers:
         raise RunnerError(f"the Dask scheduler at {address} has no workers: start `dask worker`")
-    missing = sorted(worker for worker, url in urls.items() if not url)
+    missing = sorted(worker for worker, problems in answers.items() if NO_API in problems)
     if missing:
         raise RunnerError(
             f"Dask workers {', '.join(missing)} have no PREFECT_API_URL: each would start its "
             f"own temporary Prefect server. Start them with the shared server's URL, e.g. "
             f"`PREFECT_API_URL={prefect_api_url()} dask worker {address}`"
         )
+    lines = [f"  {worker}: {problem}" for worker, problems in sorted(answers.items())
+             for problem in problems]  # fmt: skip
+    if lines:
+        raise RunnerError(
+            "Dask workers cannot do this run's tasks (shared folders must have the same path on "
+            "every machine; servers need an address the workers reach, not 127.0.0.1):\n"
+            + "\n".join(lines)
+        )
 
 
-def _worker_api_url() -> str | None:
-    return os.environ.get("PREFECT_API_URL")
+NO_API = "no PREFECT_API_URL"
+HEALTH_TIMEOUT_S = 10.0
+
+
+def worker_problems(paths: Sequence[str], urls: Sequence[str]) -> list[str]:
+    """What stops this process (a Dask worker) from running the tasks; empty when nothing."""
+    import urllib.request
+
+    problems = [] if os.environ.get("PREFECT_API_URL") else [NO_API]
+    problems += [f"no folder or file {path} here" for path in paths if not os.path.exists(path)]
+    for url in urls:
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S):
+                pass
+        except OSError as exc:  # URLError, HTTPError, timeouts
+            problems.append(f"cannot reach {url} ({getattr(exc, 'reason', exc)})")
+    return problems

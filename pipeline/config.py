@@ -10,10 +10,17 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import UserError
 from pipeline.fileio import read_user_text
@@ -53,6 +60,20 @@ class DataConfig(Section):
     )
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_seed: int = 0
+    split_file: Path | None = Field(
+        None,
+        description="MS-TCN split bundle (splits/train.split1.bundle; its test.*.bundle beside "
+        "it) or a folder of them chosen by data.fold; one video file name per line",
+    )
+    fold: int | None = Field(
+        None, ge=0, description="with a split_file folder: train.split<fold>.bundle and test.*"
+    )
+
+    @model_validator(mode="after")
+    def _fold_needs_split_file(self) -> DataConfig:
+        if self.fold is not None and self.split_file is None:
+            raise ValueError("data.fold chooses a bundle of data.split_file: set data.split_file")
+        return self
 
 
 class DecodeConfig(Section):
@@ -84,14 +105,37 @@ class FeaturesConfig(Section):
 
 
 class ModelConfig(Section):
-    cell: Literal["rnn", "gru", "lstm", "none"] = "gru"
-    hidden: int = Field(256, gt=0)
-    layers: int = Field(2, gt=0)
-    bidirectional: bool = True
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    pooling: Literal["last", "mean", "attention"] = "last"
+    cell: Literal["rnn", "gru", "lstm", "none", "tcn"] = Field(
+        "gru",
+        description="rnn, gru, lstm; none: a per-step MLP, the order-blind baseline; tcn: "
+        "MS-TCN's dilated residual temporal convolutions (frame task only)",
+    )
+    hidden: int = Field(256, gt=0, description="RNN hidden size (per direction)")
+    layers: int = Field(2, gt=0, description="stacked RNN layers")
+    bidirectional: bool = Field(
+        True, description="false: causal (a step reads no later step; tcn pads on the left)"
+    )
+    dropout: float = Field(
+        0.2, ge=0.0, lt=1.0, description="between RNN layers and before heads; tcn: per layer"
+    )
+    pooling: Literal["last", "mean", "attention"] = Field(
+        "last", description="clip models: how the steps' states become one"
+    )
     input_norm: bool = Field(True, description="LayerNorm on the input features")
     projection: int | None = Field(None, gt=0, description="linear input projection size")
+    stages: int = Field(
+        1,
+        ge=1,
+        description="frame models: stage 1 plus stages-1 refinement stages, each reading the "
+        "previous stage's class probabilities (MS-TCN); all trained, the last predicts",
+    )
+    stage_hidden: int = Field(
+        64, gt=0, description="RNN cells: hidden size of each refinement stage's 1-layer RNN"
+    )
+    tcn_layers: int = Field(
+        10, gt=0, description="tcn: dilated residual layers per stage (dilation 2^i, kernel 3)"
+    )
+    tcn_channels: int = Field(64, gt=0, description="tcn: feature maps of every layer")
 
 
 class TrainConfig(Section):
@@ -122,6 +166,9 @@ class TrackingConfig(Section):
     # A new version becomes @candidate only when its selection score on the test split beats
     # the current candidate's by more than this (0: any improvement).
     promote_margin: float = Field(0.0, ge=0, le=1)
+    # A frame run logs a truth-against-prediction figure (timelines/<video>.png) for the first
+    # this many test videos, and one overview of them all (0: only the overview).
+    timeline_videos: int = Field(20, ge=0)
 
 
 class RunnerConfig(Section):
@@ -130,9 +177,52 @@ class RunnerConfig(Section):
     address: str | None = Field(None, description="existing Dask scheduler, e.g. tcp://host:8786")
 
 
+AUTO = "auto"
+# ``label.min_segment_s: auto`` where nothing chose a merge length: a model trained without
+# validation videos (``data.val_fraction: 0``), or one trained before models stored it. 0.3 s is
+# what the shipped frame configs used before ``auto``: it drops one-step flickers at 5-10 fps.
+AUTO_MIN_SEGMENT_FALLBACK_S = 0.3
+
+
 class LabelConfig(Section):
-    min_segment_s: float = Field(0.0, ge=0)
+    min_segment_s: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        AUTO,
+        description="merge runs shorter than this (seconds) into a neighbour; auto: training "
+        "picks it on the validation videos and stores it with the model, labelling uses the "
+        "model's (a number given here or with --set wins)",
+    )
     overwrite: bool = False
+    previews: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="browser-playable H.264 preview beside the labels: auto = only for videos "
+        "a browser cannot play (AVI, MPEG-4 Part 2, ...), always, never",
+    )
+
+    live_window_s: float = Field(
+        30.0, ge=0, description="live: smoothing may revise only this many seconds back"
+    )
+    live_give_up_s: float = Field(
+        60.0, gt=0, description="live: end after this long without a frame (reconnecting)"
+    )
+
+    @field_validator("min_segment_s", mode="before")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> Any:
+        if value == AUTO:
+            return value
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not (0 <= number < float("inf"))
+        ):
+            raise ValueError(f"expected a number of seconds >= 0 or {AUTO!r}")
+        return number
 
 
 class Config(Section):
@@ -144,6 +234,16 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     runner: RunnerConfig = RunnerConfig()
     label: LabelConfig = LabelConfig()
+
+    @model_validator(mode="after")
+    def _frame_only_models(self) -> Config:
+        if self.data.task != "frame" and (self.model.cell == "tcn" or self.model.stages > 1):
+            what = "model.cell: tcn" if self.model.cell == "tcn" else "model.stages > 1"
+            raise ValueError(
+                f"{what} labels every frame: it needs data.task: frame, got "
+                f"{self.data.task!r} (clip models: cell rnn, gru, lstm or none, one stage)"
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -253,6 +353,7 @@ _PATH_KEYS = (
     ("data", "videos"),
     ("data", "annotations"),
     ("data", "class_names"),
+    ("data", "split_file"),
     ("features", "store"),
     ("train", "checkpoint_dir"),
 )
@@ -273,6 +374,15 @@ def absolute_sqlite_uri(uri: str, base: Path) -> str:
     if path.is_absolute():
         return f"{SQLITE_PREFIX}{path}{sep}{query}" if path_part.startswith("~") else uri
     return f"{SQLITE_PREFIX}{(base / path).resolve()}{sep}{query}"
+
+
+def absolute_paths(cfg: Config, base: Path | None = None) -> Config:
+    """A copy of ``cfg`` whose relative paths (a default like ``feature_store``, a ``--set``)
+    are resolved against ``base`` (the working folder): what a flow hands to tasks that may
+    run on another machine or in a worker started in another folder."""
+    tree = cfg.model_dump(mode="json")
+    _resolve_paths(tree, Path.cwd() if base is None else base)
+    return validate_tree(tree, "config")
 
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
@@ -382,7 +492,9 @@ def _explain(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         key = ".".join(str(p) for p in error["loc"])
         value = error.get("input")
-        if error["type"] == "extra_forbidden":
+        if not error["loc"]:  # a rule across sections (Config's model validator)
+            lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
+        elif error["type"] == "extra_forbidden":
             allowed = _allowed_keys(error["loc"][:-1])
             lines.append(f"  unknown key {key!r} (allowed here: {allowed})")
         else:

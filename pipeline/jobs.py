@@ -32,6 +32,7 @@ class VideoRecord:
     score: float | None = None
     base: str | None = None  # label jobs: the output base, relative to the output folder
     outputs: list[str] = field(default_factory=list)  # label jobs: labels.json, csv, vtt
+    host: str | None = None  # where the work ran: a Dask worker's address or the host name
 
     def failed(self, reason: str) -> VideoRecord:
         return replace(self, status="failed", error=reason)
@@ -73,7 +74,8 @@ class JobSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def rows(self) -> list[dict[str, Any]]:
-        return [r.row(("video", "status", "frames", "seconds", "error")) for r in self.records]
+        columns = ("video", "status", "frames", "seconds", "error", "host")
+        return [r.row(columns) for r in self.records]
 
     def to_dict(self) -> dict[str, Any]:
         """The flow's return value: counts, failures and every record, as plain data."""

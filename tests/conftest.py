@@ -122,5 +122,6 @@ def frame_dataset(tmp_path_factory) -> Path:
 # trained once per session (tests/helpers_trained.py), a SQLite MLflow registry
 # (tests/helpers_labeling.py).
 from tests.helpers_labeling import registry  # noqa: E402, F401
+from tests.helpers_review import review_folder  # noqa: E402, F401
 from tests.helpers_trained import clip_run, labelled, trained  # noqa: E402, F401
 from tests.servers import mlflow_server, on_prefect_server, prefect_server  # noqa: E402, F401

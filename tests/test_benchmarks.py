@@ -5,6 +5,7 @@ Only the output's shape is checked: timings are never asserted (the machines are
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -50,9 +51,13 @@ def test_extract_benchmark_prints_every_measure_and_the_ratios(tmp_path: Path) -
     [["--repeats", "1", "--batch", "4", "--min-len", "8", "--max-len", "16", "--dim", "16",
       "--hidden", "8", "--classes", "3"]],
 )  # fmt: skip
-def test_train_benchmark_prints_both_ratios(tmp_path: Path, args: list[str]) -> None:
+def test_train_benchmark_prints_every_ratio(tmp_path: Path, args: list[str]) -> None:
     lines = _run("train.py", args, tmp_path)
-    assert re.fullmatch(r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+", lines[-1])
+    assert re.fullmatch(
+        r"vidtag/packed=\d+\.\d+ vidtag/padded=\d+\.\d+ stages4/stages1=\d+\.\d+ "
+        r"tcn/stages1=\d+\.\d+",
+        lines[-1],
+    )
 
 
 def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
@@ -76,3 +81,32 @@ def test_watch_benchmark_prints_the_latency_line(tmp_path: Path) -> None:
              "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
     for line, name in zip(lines[1:], names, strict=True):
         assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+
+
+def test_review_page_benchmark_prints_size_and_opening_times(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip("Chromium is not installed")
+    lines = _run("review_page.py", ["--videos", "20", "--repeats", "1"], tmp_path)
+    figures = json.loads(lines[-1])
+    assert figures["videos"] == 20 and 0 < figures["size_mb"] < 1
+    assert figures["domcontentloaded_ms"] > 0 and figures["dcl_ratio_vs_tenth"] > 0
+
+
+def test_live_benchmark_prints_lag_and_the_rss_ratio(tmp_path: Path) -> None:
+    args = ["--seconds", "3", "--short-seconds", "3", "--long-minutes", "0.1", "--image-size", "64"]
+    lines = _run("live.py", args, tmp_path)
+    assert lines[1].startswith("(1) real time, 3-s UDP stream: 15/15 steps"), lines
+    assert [line[:9] for line in lines[2:4]] == ["(2) short", "(2) long "]
+    assert re.fullmatch(
+        r"lag_max_s=\d+\.\d+ lag_growth_s=-?\d+\.\d+ rss_long/short=\d+\.\d+", lines[-1]
+    )
+
+
+def test_scale_benchmark_accounts_for_every_clip_with_both_runners(tmp_path: Path) -> None:
+    lines = _run("scale.py", ["--clips", "10"], tmp_path)
+    last = lines[-1]
+    assert last.startswith("clips=10 complete=True local "), "\n".join(lines)
+    assert re.search(r"dask x2 \d+ videos/min rss x\d+\.\d\d$", last), last
+    for process in ("flow", "worker-1", "worker-2"):
+        assert any(line.strip().startswith(f"{process}: peak RSS") for line in lines), process

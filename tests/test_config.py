@@ -224,3 +224,26 @@ def test_set_expands_a_home_folder_in_paths(monkeypatch, tmp_path) -> None:
     cfg = load_config(None, ["data.videos=~/clips", "features.store=~/store"])
     assert Path(cfg.data.videos) == tmp_path / "clips"
     assert Path(cfg.features.store) == tmp_path / "store"
+
+
+def test_min_segment_s_is_auto_or_seconds_and_fold_needs_a_split_file() -> None:
+    assert load_config(None).label.min_segment_s == "auto"
+    assert load_config(None, ["label.min_segment_s=0.5"]).label.min_segment_s == 0.5
+    for bad in ("-1", "often", "true"):
+        with pytest.raises(ConfigError, match="expected a number of seconds >= 0 or 'auto'"):
+            load_config(None, [f"label.min_segment_s={bad}"])
+    with pytest.raises(ConfigError, match="data.fold chooses a bundle of data.split_file"):
+        load_config(None, ["data.fold=1"])
+
+
+def test_absolute_paths_resolves_what_is_relative_and_keeps_the_rest(tmp_path: Path) -> None:
+    from pipeline.config import absolute_paths
+
+    cfg = load_config(None, ["data.videos=/abs/videos", "train.lr=0.002"])  # store: the default
+    resolved = absolute_paths(cfg, tmp_path)
+    assert resolved.features.store == (tmp_path / "feature_store").resolve()
+    assert resolved.data.videos == Path("/abs/videos") and resolved.train.lr == 0.002
+    assert resolved.train.checkpoint_dir == (tmp_path / "checkpoints").resolve()
+    unchanged = {"features": {"store"}, "train": {"checkpoint_dir"}}
+    assert resolved.model_dump(exclude=unchanged) == cfg.model_dump(exclude=unchanged)
+    assert cfg.features.store == Path("feature_store")  # the original is left as it was

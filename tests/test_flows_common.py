@@ -110,3 +110,42 @@ def test_records_keep_the_items_order_and_only_the_rest_are_run(stored, runs) ->
     assert calls == runs  # no run at all when nothing is left to do
     skipped_first = [f"{i}:skipped" for i in items if i in stored]
     assert events.done == skipped_first + [f"{i}:ok" for i in items if i not in stored]
+
+
+def test_a_record_is_stamped_with_the_host_it_ran_on_outside_dask() -> None:
+    import socket
+
+    from flows.common import ran_here
+
+    record = ran_here(VideoRecord("a.mp4", "ok"))
+    assert record.host == socket.gethostname() and record.video == "a.mp4"
+
+
+def _wrapped_futures(count: int):
+    """Real Prefect futures over plain concurrent futures, completed by the test."""
+    import concurrent.futures
+    import uuid
+
+    from prefect.futures import PrefectConcurrentFuture
+
+    plain = [concurrent.futures.Future() for _ in range(count)]
+    return plain, [PrefectConcurrentFuture(uuid.uuid4(), future) for future in plain]
+
+
+def test_records_are_read_as_their_tasks_end_and_yielded_in_order() -> None:
+    from prefect.states import Completed
+
+    from flows.common import collect_in_order
+
+    plain, futures = _wrapped_futures(3)
+    failed = [VideoRecord(name, "failed") for name in ("a", "b", "c")]
+    records = collect_in_order(futures, failed)
+    plain[2].set_result(Completed(data=VideoRecord("c", "ok")))
+    plain[0].set_result(Completed(data=VideoRecord("a", "ok")))
+    assert next(records) == VideoRecord("a", "ok")
+    # c ended before b and was read then (its future dropped), but waits for b to be yielded.
+    plain[1].set_exception(RuntimeError("Attempted to run task on 4 different workers"))
+    assert list(records) == [
+        failed[1].failed("RuntimeError: Attempted to run task on 4 different workers"),
+        VideoRecord("c", "ok"),
+    ]

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers_labeling import parse_vtt
 from tests.helpers_trained import (
     DAMAGED,
+    LABEL_MIN_SEGMENT_S,
     MODEL_NAME,
     MODEL_URI,
     Labelled,
@@ -80,7 +81,8 @@ def test_videos_sharing_a_stem_keep_their_extension(labelled: Labelled) -> None:
     assert names == sorted(
         f"clip.{ext}.{kind}"
         for ext in ("mov", "mp4")
-        for kind in ("labels.json", "segments.csv", "vtt")
+        # OpenCV mp4v (MPEG-4 Part 2): browsers cannot play it, so each gets its preview
+        for kind in ("labels.json", "segments.csv", "vtt", "preview.mp4")
     )
 
 
@@ -278,6 +280,60 @@ def test_labelled_videos_cost_no_task_run(prefect_api, clip_dataset: Path, tmp_p
     summary, runs = run()
     assert runs == 1 and [r["status"] for r in summary["records"]] == ["skipped"] * 2 + ["ok"]
     assert summary_rows(out)["zz_new.mp4"]["status"] == "ok"
+
+
+def test_auto_labels_with_the_merge_length_stored_with_the_model(labelled, tmp_path) -> None:
+    """The trained model stores its config's number (0.5); `auto` (the default) uses it rather
+    than the fallback, and a number given with --set wins (the test above)."""
+    import mlflow
+
+    from pipeline.tracking.mlflow import load_model
+
+    mlflow.set_tracking_uri(labelled.trained.cfg.tracking.uri)
+    assert load_model(MODEL_URI).options == {"min_segment_s": LABEL_MIN_SEGMENT_S}
+    out = tmp_path / "auto"
+    result = invoke(
+        str(labelled.input / "synthetic"), "--model", MODEL_URI, "--out", str(out),
+        "-c", str(labelled.trained.config_file), "--set", "label.min_segment_s=auto",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(p.read_text()) for p in out.glob("*.labels.json")]
+    assert docs and all(d["options"] == {"min_segment_s": LABEL_MIN_SEGMENT_S} for d in docs)
+    for doc in docs:  # the same segments as the fixture's run, whose config gives 0.5
+        stem = Path(doc["video"]).stem
+        before = json.loads((labelled.output / "synthetic" / f"{stem}.labels.json").read_text())
+        assert doc["segments"] == before["segments"]
+
+
+def test_truth_puts_each_videos_frame_metrics_on_the_page(labelled, tmp_path) -> None:
+    import re
+
+    out = copy_output(labelled, tmp_path)
+    # the MS-TCN folder (frame per frame) of the dataset the held-back videos come from
+    result = relabel(labelled, out, "--truth", str(labelled.trained.dataset))
+    assert result.exit_code == 1, result.output  # the damaged videos, as without truth
+    page = (out / "index.html").read_text()
+    block = re.search(r'<script type="application/json" id="vidtag-data">(.*?)</script>', page)
+    videos = {v["name"]: v for v in json.loads(block.group(1))["videos"]}
+    from pipeline.labeling.segments import expand_frame_runs
+    from pipeline.training.metrics import frame_metrics
+
+    for video in labelled.held_out:
+        stem = Path(video).stem
+        doc = json.loads((out / "synthetic" / f"{stem}.labels.json").read_text())
+        truth = (labelled.trained.dataset / "groundTruth" / f"{stem}.txt").read_text().split()
+        # the same as training's metrics over the video's native frames, frame for frame
+        expected = frame_metrics([expand_frame_runs(doc["frames"])], [truth], {"background"})
+        entry = videos[video]
+        assert entry["metrics"] == {k: round(v, 4) for k, v in expected.items()}, video
+        assert entry["truth"] and entry["truth_error"] is None
+    assert videos["twins/clip.mp4"]["truth_error"] == "no truth"  # renamed: not in the truth
+
+    bad = tmp_path / "truth.csv"
+    bad.write_text("video,start,end,label\nnowhere.mp4,0,1,spin\n")
+    result = relabel(labelled, tmp_path / "never", "--truth", str(bad))
+    assert result.exit_code == 2 and "truth.csv" in result.output and "nowhere.mp4" in result.output
+    assert not (tmp_path / "never").exists()  # stopped before any work
 
 
 def test_watch_inbox_flow_labels_what_is_in_the_inbox(prefect_api, tmp_path: Path) -> None:

@@ -128,3 +128,25 @@ def test_runner_kind_picks_the_task_runner(kind: str, runner_class: str, tmp_pat
         kwargs = runner.cluster_kwargs
         assert kwargs["n_workers"] == 2 and kwargs["threads_per_worker"] == 1
         assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:9/api"
+
+
+def test_a_worker_reports_missing_folders_and_unreachable_servers(tmp_path, monkeypatch) -> None:
+    """What check_workers runs on every worker, run here: a path and a URL this host lacks."""
+    from flows.runner import NO_API, worker_problems
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    problems = worker_problems([str(tmp_path), str(tmp_path / "elsewhere")], [url])
+    assert problems[0] == NO_API
+    assert problems[1] == f"no folder or file {tmp_path / 'elsewhere'} here"
+    assert problems[2].startswith(f"cannot reach {url} (")
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect-host:4200/api")
+    assert worker_problems([str(tmp_path)], []) == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed

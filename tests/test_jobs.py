@@ -41,7 +41,7 @@ def test_rows_and_the_flows_return_value() -> None:
     summary = _summary()
     assert summary.rows()[3] == {
         "video": "d.mp4", "status": "failed", "frames": 9, "seconds": 0.0,
-        "error": "d.mp4: no such file",
+        "error": "d.mp4: no such file", "host": None,
     }  # fmt: skip
     data = summary.to_dict()
     assert {k: data[k] for k in ("videos", "ok", "skipped", "failed", "frames")} == {

@@ -23,6 +23,7 @@ PREDICT_PATH = (
     "pipeline.training.task",
     "pipeline.features.extract",
     "models.rnn",
+    "models.tcn",
 )
 # Imported on the predict path but not the model's own requirement: mlflow requires pandas;
 # decord is optional (`decode.backend: auto` decodes with OpenCV).
@@ -91,7 +92,8 @@ def test_registered_model_loads_in_a_fresh_process_without_pickle(clip_run, tmp_
         "mlflow.set_tracking_uri(sys.argv[1])\n"
         "model = mlflow.pyfunc.load_model('models:/test-clip@candidate')\n"
         "feats = [np.load(f'{sys.argv[2]}/f{i}.npy') for i in range(int(sys.argv[3]))]\n"
-        "np.save(f'{sys.argv[2]}/out.npy', model.predict(feats))\n"
+        "assert model.metadata.signature.inputs.input_names()[0] == 'video'\n"
+        "np.save(f'{sys.argv[2]}/out.npy', model.unwrap_python_model().predict(None, feats))\n"
     )
     env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
     subprocess.run(

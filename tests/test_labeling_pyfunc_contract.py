@@ -116,6 +116,17 @@ def serving(cfg, home: Path):
         stop(process)
 
 
+def _logged_input_example(cfg) -> dict:
+    """The registered version's ``serving_input_example.json`` (what ``log_model`` stored)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{NAME}/1"))
+    example = json.loads((folder / "serving_input_example.json").read_text())
+    assert example["dataframe_split"]["columns"] == ["video", "min_segment_s"]
+    return example
+
+
 def _invoke(url: str, request: dict) -> str:
     data = json.dumps(request).encode()
     headers = {"Content-Type": "application/json"}
@@ -147,8 +158,15 @@ def test_served_answer_is_strict_json_with_the_segments_vidtag_label_writes(
             "data": [[str(video), None], [missing, None], [str(video), 0.0]],
         }
     }
+    example = _logged_input_example(cfg)  # the request the model documents, on a real video
+    example["dataframe_split"]["data"] = [[str(video), 0.6]]
     with serving(cfg, tmp_path) as url:
         answer = strict_json(_invoke(url, request))  # raises on NaN
+        documented = strict_json(_invoke(url, example))["predictions"]
+        only_videos = {"dataframe_split": {"columns": ["video"], "data": [[str(video)]]}}
+        bare = strict_json(_invoke(url, only_videos))["predictions"]
+    assert documented[0]["status"] == "ok" and json.loads(documented[0]["segments"]) == expected
+    assert bare[0]["segments"] == documented[0]["segments"]  # no option column: stored options
     rows = answer["predictions"]
     assert [row["status"] for row in rows] == ["ok", "failed", "ok"]
     assert json.loads(rows[0]["segments"]) == expected  # the stored option (0.6 s) applied

@@ -156,3 +156,22 @@ def test_the_builder_holds_what_labels_need_and_the_task_picks_clip_or_frames() 
     clip = task_named("clip").to_labels(probs[3], builder)  # (C,)
     assert clip == replace(labels_from_clip(probs[3], CLASSES, INFO), sampled=len(indices))
     assert (clip.task, frames.task) == ("clip", "frame")
+
+
+@pytest.mark.parametrize(
+    ("setting", "options", "expected"),
+    [
+        ("auto", {"min_segment_s": 0.75}, 0.75),  # auto: the model's stored merge length
+        ("auto", {"min_segment_s": 0}, 0.0),
+        (0.5, {"min_segment_s": 0.75}, 0.5),  # a number the user set wins
+        (0.0, {"min_segment_s": 0.75}, 0.0),
+        ("auto", {}, 0.3),  # a model that stores none: the documented fallback
+        ("auto", {"min_segment_s": "auto"}, 0.3),
+    ],
+)
+def test_merge_length_takes_the_models_value_unless_the_user_set_one(setting, options, expected):
+    from pipeline.config import AUTO_MIN_SEGMENT_FALLBACK_S
+    from pipeline.labeling.segments import merge_length
+
+    assert AUTO_MIN_SEGMENT_FALLBACK_S == 0.3
+    assert merge_length(setting, options) == expected

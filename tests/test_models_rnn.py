@@ -206,7 +206,13 @@ def test_a_saved_config_in_the_old_format_rebuilds_the_same_model():
     torch.manual_seed(0)
     fields = {"cell": "lstm", "pooling": "attention", "input_norm": False, "projection": 3}
     model = build_model("clip", D, C, config(**fields)).eval()
-    assert model_config_dict(model) == OLD_FORMAT  # the format is unchanged
+    saved = model_config_dict(model)
+    # The format only gained keys (refinement stages, tcn), each absent key rebuilding the model
+    # saved before it existed.
+    assert {**saved, "cfg": {k: saved["cfg"][k] for k in OLD_FORMAT["cfg"]}} == OLD_FORMAT
+    assert set(saved["cfg"]) - set(OLD_FORMAT["cfg"]) == {
+        "stages", "stage_hidden", "tcn_layers", "tcn_channels"
+    }  # fmt: skip
     rebuilt = build_model(**json.loads(json.dumps(OLD_FORMAT))).eval()
     assert isinstance(rebuilt, ClipClassifier) and rebuilt.cfg == model.cfg
     rebuilt.load_state_dict(model.state_dict())
@@ -235,3 +241,25 @@ def test_rnn_config_rejects_bad_values(fields, message):
 def test_models_are_keyed_by_task_name(task, model):
     assert MODELS[task] is model and model.task == task
     assert isinstance(build_model(task, D, C, config()), model)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_stepping_chunk_by_chunk_equals_the_whole_sequence(cell):
+    torch.manual_seed(0)
+    model = build_model("frame", D, C, config(cell=cell, bidirectional=False)).eval()
+    x = torch.randn(1, 11, D)
+    with torch.no_grad():
+        whole = model(x, torch.tensor([11]))  # (1, 11, C)
+        state, parts = None, []
+        for start, stop in [(0, 1), (1, 4), (4, 5), (5, 11)]:  # chunks of 1, 3, 1, 6 steps
+            logits, state = model.step(x[:, start:stop], state)
+            parts.append(logits)
+    assert model.why_not_causal() is None
+    torch.testing.assert_close(torch.cat(parts, dim=1), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bidirectional_tagger_says_why_it_cannot_be_stepped():
+    model = build_model("frame", D, C, config(cell="lstm", bidirectional=True)).eval()
+    assert "lstm is bidirectional" in model.why_not_causal()
+    with pytest.raises(ValueError, match="reads the future"):
+        model.step(torch.randn(1, 2, D), None)

@@ -161,14 +161,17 @@ DIM = 8
 STEPS = 40  # 8 s at 5 fps
 
 
-def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
+def _train_and_test_frame_dataset(root: Path, cfg_of, bundles: bool = False) -> object:
     """Frame labels with a `split` column marking only train (12 videos) and test (4), as the
     standard action-segmentation splits ship them, and their features already in the store
-    (synthetic: class a and class b steps lie apart), so training needs no decoding."""
+    (synthetic: class a and class b steps lie apart), so training needs no decoding.
+    ``bundles``: no `split` column; MS-TCN bundles `videos/splits/{train,test}.split1.bundle`
+    say the same with the feature files' `.txt` names."""
     import numpy as np
 
     from pipeline.features import spec_from_config
     from pipeline.features.store import FeatureStore
+    from pipeline.video.decode import VideoInfo
 
     videos = root / "videos"
     videos.mkdir(parents=True)
@@ -179,6 +182,13 @@ def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
         cut = 2.0 + 4.0 * (index % 4) / 3  # a until the cut, b after: strata a and b
         split = "test" if index % 4 == index // 4 else "train"  # one per cut in test
         lines += [f"{name},0,{cut:.3f},a,{split}", f"{name},{cut:.3f},8,b,{split}"]
+    if bundles:
+        (videos / "splits").mkdir()
+        for split in ("train", "test"):
+            names = [f"{line.split(',')[0][:-4]}.txt" for line in lines[1::2]
+                     if line.endswith(split)]  # fmt: skip
+            (videos / "splits" / f"{split}.split1.bundle").write_text("\n".join(names) + "\n")
+        lines = [line.rsplit(",", 1)[0] for line in lines]
     (videos / "labels.csv").write_text("\n".join(lines) + "\n")
     cfg = cfg_of(videos, videos / "labels.csv")
     store, key = FeatureStore(cfg.features.store), spec_from_config(cfg).key()
@@ -189,14 +199,17 @@ def _train_and_test_frame_dataset(root: Path, cfg_of) -> object:
         labels = (times >= 2.0 + 4.0 * (index % 4) / 3).astype(int)
         features = centres[labels] + rng.normal(0, 0.3, (STEPS, DIM))
         path = videos / f"v{index:02d}.mp4"
-        store.put(store.video_key(path), key, features, np.arange(STEPS) * 6, times, {})
+        info = VideoInfo(str(path), STEPS * 6, 30.0, STEPS / 5, 64, 48, 0, "h264", "opencv")
+        store.put(store.video_key(path), key, features, np.arange(STEPS) * 6, times, {}, info=info)
     return cfg
 
 
-def _frame_cfg(tmp_path: Path, **sets: object):
+def _frame_cfg(tmp_path: Path, bundles: bool = False, **sets: object):
     sets = {"train.epochs": 6, "train.patience": 2, "train.lr": 0.01, **sets}
     return _train_and_test_frame_dataset(
-        tmp_path, lambda videos, labels: tiny_config(tmp_path, videos, labels, "frame", **sets)
+        tmp_path,
+        lambda videos, labels: tiny_config(tmp_path, videos, labels, "frame", **sets),
+        bundles,
     )
 
 
@@ -207,14 +220,54 @@ def test_a_split_column_of_train_and_test_only_trains_and_tests(tmp_path, caplog
     from pipeline.training.job import prepare, run_training
 
     cfg = _frame_cfg(tmp_path, **{"data.val_fraction": 0.25})
-    annotations, splits, _, _ = prepare(cfg)
-    assert [len(splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    prepared = prepare(cfg)
+    assert [len(prepared.splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    scored = {i.video for i in prepared.annotations.items if i.split in ("val", "test")}
+    assert set(prepared.native) == scored  # their native frames, for test_smoothed_*
+    assert {native.count for native in prepared.native.values()} == {STEPS * 6}
     with caplog.at_level("INFO", logger="pipeline.training.job"):
         outcome = run_training(cfg)
     assert "validation: 3 videos carved out of the training videos" in caplog.text
     assert outcome.early_stopping and outcome.test_metrics["test_frame_accuracy"] > 0.8
     run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
     assert run.data.tags["early_stopping"] == "on" and "val_loss" in run.data.metrics
+    # label.min_segment_s auto: chosen on the validation videos, logged, stored with the model.
+    assert outcome.min_segment_s_source == "validation" and "chosen on 3 validation" in caplog.text
+    chosen = outcome.min_segment_s
+    assert run.data.params["label.min_segment_s"] == "auto"
+    assert float(run.data.params["labeling.min_segment_s"]) == chosen
+    assert run.data.metrics["min_segment_s"] == chosen
+    assert run.data.tags["min_segment_s_source"] == "validation"
+    for name in ("frame_accuracy", "edit", "f1_10", "f1_25", "f1_50"):
+        assert 0 <= run.data.metrics[f"test_smoothed_{name}"] <= 1
+        assert f"val_smoothed_{name}" in run.data.metrics
+    assert outcome.test_metrics["test_smoothed_f1_50"] == run.data.metrics["test_smoothed_f1_50"]
+    assert _stored_options(cfg, outcome) == {"min_segment_s": chosen}
+
+    # A number in the training config is stored as it is; the promotion gate compares the
+    # two versions on what labelling gives (smoothed), each at its own merge length.
+    fixed = run_training(cfg.model_copy(update={"label": cfg.label.model_copy(
+        update={"min_segment_s": 0.7})}))  # fmt: skip
+    assert (fixed.min_segment_s, fixed.min_segment_s_source) == (0.7, "config")
+    assert _stored_options(cfg, fixed) == {"min_segment_s": 0.7}
+    assert fixed.promotion_reason.startswith("smoothed score ")
+    assert "(on the same test split)" in fixed.promotion_reason
+    client = MlflowClient(cfg.tracking.uri)
+    artifacts = {a.path for a in client.list_artifacts(fixed.run_id)}
+    assert "min_segment_s_selection.json" not in artifacts
+    assert "min_segment_s_selection.json" in {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
+    assert "val_smoothed_f1_50" not in client.get_run(fixed.run_id).data.metrics
+
+
+def _stored_options(cfg, outcome) -> dict:
+    import mlflow
+
+    from pipeline.tracking.mlflow import load_model
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    return load_model(outcome.model_uri).options
 
 
 @pytest.mark.slow
@@ -233,3 +286,26 @@ def test_val_fraction_zero_trains_every_epoch_and_keeps_the_last(tmp_path, caplo
     assert run.data.tags["early_stopping"] == "off" and "val_loss" not in run.data.metrics
     assert len(client.get_metric_history(outcome.run_id, "train_loss")) == 6
     assert "test_frame_accuracy" in run.data.metrics
+    # No validation videos to choose the merge length on: the fallback, said and stored.
+    assert "no validation videos to choose it on, so the fallback 0.3 s" in caplog.text
+    assert outcome.min_segment_s == 0.3 and run.data.tags["min_segment_s_source"] == "fallback"
+    assert "test_smoothed_f1_50" in run.data.metrics
+    assert _stored_options(cfg, outcome) == {"min_segment_s": 0.3}
+
+
+@pytest.mark.slow
+def test_ms_tcn_split_bundles_train_and_test_and_the_run_names_the_fold(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from pipeline.training.job import prepare, run_training
+
+    sets = {"data.val_fraction": 0.25, "data.split_file": tmp_path / "videos" / "splits"}
+    cfg = _frame_cfg(tmp_path, bundles=True, **{**sets, "data.fold": 1})
+    prepared = prepare(cfg)
+    assert [len(prepared.splits[name]) for name in ("train", "val", "test")] == [9, 3, 4]
+    outcome = run_training(cfg)
+    assert outcome.test_metrics["test_frame_accuracy"] > 0.8
+    run = MlflowClient(cfg.tracking.uri).get_run(outcome.run_id)
+    assert run.data.tags["split_bundles"] == "train.split1.bundle test.split1.bundle"
+    assert run.data.params["data.fold"] == "1"
+    assert run.data.params["data.split_file"] == str(tmp_path / "videos" / "splits")

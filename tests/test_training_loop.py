@@ -177,7 +177,14 @@ def test_resuming_a_run_that_ran_all_its_epochs_trains_no_further(tmp_path: Path
     _assert_same_result(first, _fit(3, checkpoint=checkpoint, resume=True))
 
 
-def test_frame_task_masks_padding() -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [{},
+     pytest.param({"stages": 3, "stage_hidden": 8}, marks=pytest.mark.slow),
+     pytest.param({"cell": "tcn", "stages": 2, "tcn_layers": 3, "tcn_channels": 16},
+                  marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_frame_task_masks_padding(fields) -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     samples = []
@@ -186,7 +193,7 @@ def test_frame_task_masks_padding() -> None:
         target = (np.arange(steps) >= steps // 2).astype(np.int64)  # background then class 1
         feats = OFFSET + target[:, None] * DIRECTION + rng.normal(0, 0.2, (steps, DIM))
         samples.append(Sample(f"v{index}", feats.astype(np.float32), target))
-    model = FRAME.build_model(DIM, 2, RNNConfig(hidden=16, layers=1))
+    model = FRAME.build_model(DIM, 2, RNNConfig(hidden=16, layers=1, **fields))
     cfg = TrainConfig(epochs=15, lr=0.01, patience=0, batch_size=8)
     result = fit(
         FitSpec(model, FRAME, _loader(samples[:16], True), _loader(samples[16:], False), cfg, 2)
@@ -271,3 +278,36 @@ def test_evaluate_and_training_add_the_smoothing_loss_for_frame_models() -> None
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss of these weights
     train_loss = train_one_epoch(model, loader, optimizer, FRAME, cpu, smooth_weight=0.5)
     assert train_loss == pytest.approx(smoothed, rel=1e-5)
+
+
+def test_every_stage_is_trained_and_the_last_predicts() -> None:
+    from pipeline.training.loop import stage_logits, stages_loss, train_one_epoch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    samples = [
+        Sample(f"v{i}", rng.normal(size=(n, DIM)).astype(np.float32), rng.integers(0, 3, n))
+        for i, n in enumerate((5, 9, 7))
+    ]
+    model = FRAME.build_model(DIM, 3, RNNConfig(hidden=8, layers=1, dropout=0.0, stages=3))
+    loader = _loader(samples, False)  # one batch of 3
+    batch, cpu = next(iter(loader)), torch.device("cpu")
+    with torch.no_grad():
+        stages = stage_logits(model, batch.x, batch.lengths)
+        per_stage = [float(FRAME.loss(s, batch.y, None, 0.5)) for s in stages]
+        loss = float(stages_loss(FRAME, stages, batch.y, None, 0.5))
+    assert len(set(per_stage)) == 3 and loss == pytest.approx(np.mean(per_stage), rel=1e-6)
+    result = evaluate(model, loader, FRAME, 3, cpu, smooth_weight=0.5)
+    assert result.loss == pytest.approx(loss, rel=1e-5)
+    last = stages[-1].softmax(-1)
+    for i, length in enumerate(batch.lengths.tolist()):
+        video = result.videos.index(batch.videos[i])
+        np.testing.assert_allclose(result.scores[video], last[i, :length].numpy(), rtol=1e-5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss of these weights
+    assert train_one_epoch(model, loader, optimizer, FRAME, cpu, smooth_weight=0.5) == (
+        pytest.approx(loss, rel=1e-5)
+    )
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # A module without stages is one stage.
+    plain = torch.nn.Linear(DIM, 3)
+    assert len(stage_logits(lambda x, lengths: plain(x), batch.x, batch.lengths)) == 1

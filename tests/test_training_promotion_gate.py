@@ -129,3 +129,14 @@ def test_another_extractor_is_promoted_only_when_asked(stored) -> None:
     assert "--promote" in kept.promotion_reason
     forced = _train(other, promote=True)
     assert forced.promotion == "promoted" and "--promote" in forced.promotion_reason
+
+
+def test_frame_models_are_compared_on_what_labelling_gives() -> None:
+    from pipeline.training.promotion import has_smoothed, promotion_score
+    from pipeline.training.task import FRAME
+
+    metrics = {"frame_accuracy": 0.9, "f1_50": 0.5, "edit": 0.4,
+               "smoothed_frame_accuracy": 0.92, "smoothed_f1_50": 0.8}  # fmt: skip
+    assert has_smoothed(metrics) and not has_smoothed({"f1_50": 0.5})
+    assert promotion_score(FRAME, metrics, smoothed=True) == pytest.approx(0.5 * (0.92 + 0.8))
+    assert promotion_score(FRAME, metrics, smoothed=False) == pytest.approx(0.5 * (0.9 + 0.5))

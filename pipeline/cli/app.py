@@ -375,8 +375,22 @@ def train(
         console.print(f"{verdict}: {outcome['promotion_reason']}", highlight=False)
     for name, value in outcome["test_metrics"].items():
         console.print(f"  {name:<28} {value:.4f}")
+    if outcome.get("min_segment_s") is not None:
+        console.print(
+            f"label.min_segment_s stored with the model: {outcome['min_segment_s']:g} s "
+            f"({MERGE_SOURCES.get(outcome['min_segment_s_source'], '')})",
+            highlight=False,
+        )
     hint = ui_hint(outcome["tracking_uri"], config)
     console.print(f"review the runs: [bold]{hint}[/] (or {ui_command(outcome['tracking_uri'])})")
+
+
+MERGE_SOURCES = {
+    "validation": "auto: chosen on the validation videos",
+    "fallback": "auto: no validation videos, the fallback",
+    "config": "from the config",
+    "clip": "a clip model merges nothing",
+}
 
 
 @app.command()
@@ -507,7 +521,6 @@ def models_rollback(
 @app.command()
 @user_errors
 def label(
-    input: Annotated[Path, typer.Argument(help="Folder of videos (recursive), manifest or file.")],
     model: Annotated[
         str,
         typer.Option(
@@ -518,12 +531,30 @@ def label(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    input: Annotated[
+        Path | None, typer.Argument(help="Folder of videos (recursive), manifest or file.")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     overwrite: Annotated[
         bool, typer.Option(help="Relabel videos whose outputs are already current.")
     ] = False,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ground truth (any training annotation format): the review page shows it "
+            "above the prediction, with each video's frame metrics."
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
+    live: Annotated[
+        str | None,
+        typer.Option(
+            "--live",
+            help="Label a live stream instead: a URL (rtsp://, udp://, http://...), a device "
+            "(/dev/video0) or a file being written. Needs a causal frame model.",
+        ),
+    ] = None,
 ) -> None:
     """Label every video with a trained model: JSON, segments CSV and WebVTT per video, plus
     summary.csv and a review page (index.html).
@@ -532,14 +563,61 @@ def label(
     labelled by the same model are skipped; a bad video is a failed row and the rest go on.
     Exits 1 when any video failed.
 
+    With --live SOURCE, label a stream as it plays: segments are appended to
+    <name>.segments.jsonl and <name>.vtt as they become final; Ctrl-C stops cleanly.
+
     Example: [bold]vidtag label inbox/ --model models:/vidtag@candidate --out labels/[/]
+
+    Example: [bold]vidtag label --live rtsp://cam1/stream --model models:/tagger@candidate
+    --out live/[/]
     """
+    cfg = load(config, set_)
+    if (live is None) == (input is None):
+        raise typer.BadParameter("give a folder/file to label, or --live SOURCE (not both)")
+    if live is not None:
+        from pipeline.cli.live import run_live
+
+        summary = run_live(cfg, live, model, out, console, overwrite=overwrite)
+        raise typer.Exit(1 if summary["failed"] else 0)
     from pipeline.cli.runs import run_label
 
-    cfg = load(config, set_)
-    summary = run_label(cfg, input, model, out, console, overwrite=overwrite, verbose=verbose)
+    summary = run_label(
+        cfg, input, model, out, console, overwrite=overwrite, verbose=verbose, truth=truth
+    )
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def export(
+    labelled: Annotated[Path, typer.Argument(help="A folder `vidtag label` wrote (its --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the tool's files.")],
+    to: Annotated[str, typer.Option("--to", help="The annotation tool: label-studio.")],
+    document_root: Annotated[
+        Path | None,
+        typer.Option(help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT; default: the labelled input."),
+    ] = None,
+    url_prefix: Annotated[
+        str, typer.Option(help="Prefix of each video's URL, before its path under the root.")
+    ] = "/data/local-files/?d=",
+) -> None:
+    """Export labels to an annotation tool for correction: Label Studio video tasks with the
+    labels as predictions (tasks.json) and the labeling interface to paste (label_config.xml).
+
+    Import the corrected project's JSON export for training with data.annotations: export.json.
+
+    Example: [bold]vidtag export labels/ --to label-studio --out ls/[/]
+    """
+    from pipeline.labeling.label_studio import export_label_studio
+
+    if to != "label-studio":
+        raise typer.BadParameter(f"unknown tool {to!r}: only label-studio", param_hint="--to")
+    summary = export_label_studio(labelled, out, document_root, url_prefix)
+    console.print(
+        f"{summary.tasks} tasks, {summary.regions} regions, {len(summary.classes)} classes -> "
+        + ", ".join(str(path) for path in summary.files)
+    )
 
 
 # --- watch ---------------------------------------------------------------------------------

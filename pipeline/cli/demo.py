@@ -83,7 +83,9 @@ def label(cfg: Config, task: str, model_uri: str) -> None:
 
     inbox = held_back_folder(cfg, task)
     output = OUT / "labels" / task
-    run_label(cfg, inbox, model_uri, output, console, overwrite=True)  # prints both paths
+    # The dataset's annotations as truth: the review page shows them above the prediction.
+    truth = Path(cfg.data.annotations)
+    run_label(cfg, inbox, model_uri, output, console, overwrite=True, truth=truth)  # prints paths
 
 
 def main() -> None:

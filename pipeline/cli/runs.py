@@ -107,6 +107,7 @@ def run_label(
     console: Console,
     overwrite: bool = False,
     verbose: bool = False,
+    truth: Path | None = None,
 ) -> dict[str, Any]:
     """``vidtag label``: every video under ``input`` into ``output``; the flow's summary dict.
 
@@ -120,6 +121,7 @@ def run_label(
         return label_folder(
             str(input), model_uri, str(output), cfg,
             overwrite=overwrite or cfg.label.overwrite, print_summary=False,
+            truth=None if truth is None else str(truth),
         )  # fmt: skip
 
     def announce(videos: int) -> str:

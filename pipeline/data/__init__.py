@@ -10,6 +10,7 @@ __all__, __getattr__, __dir__ = lazy_surface(
     __name__,
     discovery="DiscoveryError discover_videos",
     annotations="AnnotationError Annotations VideoAnnotation Segment load_annotations",
+    bundles="apply_split_bundles bundle_pair",
     datasets=(
         "Batch Sample SequenceDataset BucketBatchSampler IGNORE_INDEX collate build_samples "
         "class_weights dataset_fingerprint"

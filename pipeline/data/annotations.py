@@ -108,8 +108,20 @@ def load_annotations(cfg: DataConfig) -> Annotations:
     """Read ``cfg.annotations`` (or folder-per-class ``cfg.videos`` for the clip task).
 
     Detection: a folder with ``groundTruth/`` and ``mapping.txt`` is MS-TCN, another folder is
-    folder-per-class; a ``.csv`` is read by its header; any other file is an MMAction2 list.
+    folder-per-class; a ``.csv`` is read by its header; a ``.json`` is a Label Studio export
+    (:mod:`pipeline.data.label_studio`); any other file is an MMAction2 list.
+    With ``cfg.split_file``, the MS-TCN split bundles give every video its split
+    (:mod:`pipeline.data.bundles`).
     """
+    annotations = _read_labels(cfg)
+    if cfg.split_file is None:
+        return annotations
+    from pipeline.data.bundles import apply_split_bundles
+
+    return apply_split_bundles(annotations, cfg.split_file, cfg.fold, cfg.extensions)
+
+
+def _read_labels(cfg: DataConfig) -> Annotations:
     source = cfg.annotations
     if source is None:
         needs_file = f"the {cfg.task} task needs a label file"
@@ -128,6 +140,12 @@ def load_annotations(cfg: DataConfig) -> Annotations:
         raise AnnotationError(source, "annotation file or folder not found")
     if source.suffix.lower() == ".csv":
         return read_csv(source, cfg.task, _declared_classes(cfg), cfg.background)
+    if source.suffix.lower() == ".json":
+        from pipeline.data.label_studio import read_label_studio
+
+        _require_task(LABEL_STUDIO, cfg.task, source)
+        declared = _declared_classes(cfg)
+        return read_label_studio(source, _videos_folder(cfg), declared, cfg.background)
     _require_task(MMACTION, cfg.task, source)
     if cfg.class_names is None:
         raise AnnotationError(source, "an MMAction2 list needs data.class_names (names file)")
@@ -138,12 +156,14 @@ def load_annotations(cfg: DataConfig) -> Annotations:
 # Each label format holds one task's labels (a CSV's header tells which of its two it is).
 CLASS_FOLDERS, MMACTION, CLIP_CSV = "folder per class", "an MMAction2 list", "a video,label CSV"
 MSTCN, SEGMENTS_CSV = "an MS-TCN folder", "a segments CSV"
+LABEL_STUDIO = "a Label Studio JSON export"
 FORMAT_TASK = {
     CLASS_FOLDERS: "clip",
     MMACTION: "clip",
     CLIP_CSV: "clip",
     MSTCN: "frame",
     SEGMENTS_CSV: "frame",
+    LABEL_STUDIO: "frame",
 }
 
 
@@ -163,7 +183,7 @@ def _declared_classes(cfg: DataConfig) -> list[str] | None:
 def _videos_folder(cfg: DataConfig) -> Path:
     if cfg.videos is None or not cfg.videos.is_dir():
         raise AnnotationError(
-            "data.videos", f"MS-TCN labels need data.videos to be a folder, got {cfg.videos}"
+            "data.videos", f"these frame labels need data.videos to be a folder, got {cfg.videos}"
         )
     return cfg.videos
 

@@ -2,7 +2,9 @@
 
 ``segments`` turns one video's predictions into labels (pure), ``predict`` runs a model on a
 video with its own extractor, ``folder`` plans a folder and labels one video of it,
-``outputs`` writes the per-video files and summary.csv, ``page`` the review page.
+``outputs`` writes the per-video files and summary.csv, ``page`` the review page,
+``preview`` the browser-playable previews it plays, ``truth`` the ground truth it compares with.
+``live`` labels a live stream step by step (its frames from ``live_source``).
 """
 
 from pipeline.lazy import lazy_surface
@@ -14,4 +16,7 @@ __all__, __getattr__, __dir__ = lazy_surface(
     folder="plan_folder label_one already_labelled",
     outputs="write_outputs",
     page="index_html",
+    preview="preview_entry browser_playable",
+    truth="load_truth truth_views",
+    live="label_live LiveStepper LiveSegmenter",
 )

@@ -106,6 +106,7 @@ def already_labelled(
     """
     from pipeline.features.store import FeatureStore
     from pipeline.labeling.outputs import OutputPaths, current_document
+    from pipeline.labeling.preview import entry_current
 
     if cfg.label.overwrite:
         return None
@@ -116,8 +117,8 @@ def already_labelled(
         video_sha = FeatureStore(cfg.features.store).video_key(video)
     except Exception:  # noqa: BLE001 - label_one raises it again and the flow reports it
         return None
-    doc = current_document(paths, video_sha, loaded.fingerprint, _options(cfg))
-    if doc is None:
+    doc = current_document(paths, video_sha, loaded.fingerprint, labeling_options(cfg, loaded))
+    if doc is None or not entry_current(doc.get("preview"), output / base, cfg.label.previews):
         return None
     summary = doc["summary"]
     return VideoRecord(
@@ -126,8 +127,12 @@ def already_labelled(
     )  # fmt: skip
 
 
-def _options(cfg: Config) -> dict[str, Any]:
-    return {"min_segment_s": cfg.label.min_segment_s}
+def labeling_options(cfg: Config, loaded: LoadedModel) -> dict[str, Any]:
+    """The options labels.json records (and the skip rule compares): the merge length as
+    applied, ``auto`` resolved against the model's stored options."""
+    from pipeline.labeling.segments import merge_length
+
+    return {"min_segment_s": merge_length(cfg.label.min_segment_s, loaded.model.options)}
 
 
 def _outputs(paths: OutputPaths, output: Path) -> list[str]:
@@ -155,12 +160,59 @@ def label_one(
         if (skipped := already_labelled(video, relative, base, output, cfg, loaded)) is not None:
             return skipped
         paths = OutputPaths.at(output, base)
+        if (refreshed := _refresh_preview(video, relative, base, output, cfg, loaded)) is not None:
+            return refreshed
         video_sha, labels = label_video(video, cfg, loaded.model)
-        options = _options(cfg)
+        options = labeling_options(cfg, loaded)
         doc = labels_document(relative, video, video_sha, labels, loaded.describe(), options)
+        doc["preview"] = _preview(video, output / base, cfg, labels.info.codec, doc)
         write_outputs(paths, doc)
     return VideoRecord(
         relative, "ok", path=str(video), base=base, outputs=_outputs(paths, output),
         label=labels.label, score=labels.score, frames=labels.sampled,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _preview(video: Path, base_path: Path, cfg: Config, codec: str, doc: dict[str, Any]):
+    """labels.json ``preview``: what the review page plays (never raises)."""
+    from pipeline.labeling.preview import preview_entry
+
+    return preview_entry(video, base_path, codec, cfg.label.previews, thumbnail_times(doc))
+
+
+def thumbnail_times(doc: dict[str, Any]) -> list[float]:
+    """The sampled times of a frame model's labels; for a clip model, 12 across the video."""
+    samples = doc.get("samples")
+    if samples and samples.get("times_s"):
+        return list(samples["times_s"])
+    duration = float(doc["info"]["duration_s"])
+    return [round(duration * i / 12, 4) for i in range(12)]
+
+
+def _refresh_preview(
+    video: Path, relative: str, base: str, output: Path, cfg: Config, loaded: LoadedModel
+) -> VideoRecord | None:
+    """Current labels whose preview is not (``label.previews`` changed, a file removed): make
+    the preview alone and rewrite labels.json; None when the labels themselves are not current
+    (or ``label.overwrite``)."""
+    from pipeline.features.store import FeatureStore
+    from pipeline.fileio import atomic_write_text
+    from pipeline.labeling.outputs import OutputPaths, current_document, document_text
+    from pipeline.video.decode import probe
+
+    if cfg.label.overwrite:
+        return None
+    started = time.perf_counter()
+    paths = OutputPaths.at(output, base)
+    video_sha = FeatureStore(cfg.features.store).video_key(video)
+    doc = current_document(paths, video_sha, loaded.fingerprint, labeling_options(cfg, loaded))
+    if doc is None:
+        return None
+    doc["preview"] = _preview(video, output / base, cfg, probe(video).codec, doc)
+    atomic_write_text(paths.labels_json, document_text(doc))
+    return VideoRecord(
+        relative, "ok", path=str(video), base=base, outputs=_outputs(paths, output),
+        label=doc["summary"]["label"], score=doc["summary"]["score"],
         seconds=time.perf_counter() - started,
     )  # fmt: skip

@@ -6,7 +6,9 @@ videos of one folder share a stem):
 
 - ``<base>.labels.json`` (schema ``vidtag.labels/1``, :data:`LABELS_SCHEMA`);
 - ``<base>.segments.csv``: ``label,start_s,end_s,start_frame,end_frame,score`` (end exclusive);
-- ``<base>.vtt``: one WebVTT cue per segment, text ``label (score)``.
+- ``<base>.vtt``: one WebVTT cue per segment, text ``label (score)``;
+- where a browser cannot play the video (``label.previews``), ``<base>.preview.mp4`` or else
+  ``<base>.thumbs.jpg`` (:mod:`pipeline.labeling.preview`), named in labels.json ``preview``.
 
 Per run, in the output folder: ``summary.csv`` (``video,status,label,score,error``) and
 ``index.html`` (:mod:`pipeline.labeling.page`). The JSON is written last: it marks a finished
@@ -295,6 +297,29 @@ LABELS_SCHEMA: dict[str, Any] = {
                     },
                 },
             ]
+        },
+        "preview": {  # what the review page plays (pipeline/labeling/preview.py)
+            "type": "object",
+            "required": ["policy", "playable", "file", "thumbs", "error"],
+            "properties": {
+                "policy": {"enum": ["auto", "always", "never"]},
+                "playable": {"type": "boolean"},
+                "file": {"type": ["string", "null"]},
+                "thumbs": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["file", "times_s"],
+                            "properties": {
+                                "file": {"type": "string"},
+                                "times_s": {"type": "array", "items": _NUMBER},
+                            },
+                        },
+                    ]
+                },
+                "error": {"type": ["string", "null"]},
+            },
         },
         "created_at": {"type": "string"},
     },

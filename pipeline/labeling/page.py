@@ -1,14 +1,26 @@
-"""``index.html``: a self-contained review page for one labelling run.
+"""``index.html``: the self-contained review page of one labelling run.
 
-One HTML file, inline CSS, no script, no network and no external assets: it opens from disk in
-any browser. One table row (``tr.video-row``) per video: its relative path, status, label and
-score (clip) or a timeline of its segments coloured by label (frame), and links to its files.
-A legend maps each class to its colour; background is not drawn.
+One HTML file: inline CSS and script, the videos' data as one inline JSON block, no network and
+no external assets; every link (video, preview, track, outputs) is relative to the page, so it
+opens from disk (``file://``) or from any web server, and keeps working when the folder moves.
+
+Per video (``article.video-row``): its name, status, label and score, the truth's frame
+metrics when there is truth, and a timeline with a time axis: a truth lane (with truth), the
+predicted segments coloured by label (``.seg``), a per-sample confidence strip drawn from
+labels.json ``samples``, and a playhead. Beside it, the segments as a readable list (label,
+start–end, frames, score), or for a clip model its top classes with their scores. Selecting a
+video (click, or ``j``/``k``, ``↓``/``↑``) opens an HTML5 player of the video or of its
+browser-playable preview with its WebVTT track; clicking a segment, a list row or a point of
+the strip seeks the player there. Only the selected video has a ``<video>`` element and only
+rows scrolled into view are drawn, so pages of hundreds of videos stay fast. Filters: status,
+label, name; sort: order of the run, score (least sure first), name. Where the browser can play
+neither the video nor a preview, the thumbnail strip labelling wrote is shown instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +29,7 @@ from urllib.parse import quote
 from pipeline.jobs import plural
 
 if TYPE_CHECKING:
+    from pipeline.data.annotations import Annotations
     from pipeline.jobs import VideoRecord
 
 # Tableau 20: distinct on white, in an order that keeps neighbours apart.
@@ -25,30 +38,18 @@ PALETTE = (
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )  # fmt: skip
-BACKGROUND_COLOUR = "#eeeeee"
+BACKGROUND_COLOUR = "#e4e4e7"
+# Sample scores and labels travel as one character each: 64 levels are finer than a pixel of
+# the strip, and 500 videos of a few hundred samples stay well under a megabyte.
+CODE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+TOP_CLASSES = 5
 
-STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-h1 { font-size: 1.4em; margin: 0 0 .3em; }
-.meta { color: #555; margin: 0 0 1em; }
-.legend { display: flex; flex-wrap: wrap; gap: .4em 1em; margin: 0 0 1em; }
-.legend span { display: inline-flex; align-items: center; gap: .3em; }
-.swatch { width: 1em; height: 1em; border: 1px solid #999; display: inline-block; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #ddd;
-         vertical-align: middle; }
-th { background: #f6f6f6; }
-td.video { font-family: ui-monospace, monospace; word-break: break-all; max-width: 22em; }
-.status { padding: .1em .5em; border-radius: .8em; font-size: .85em; }
-.status-ok { background: #d9f2d9; } .status-skipped { background: #e6ecf7; }
-.status-failed { background: #f7d9d9; }
-.error { color: #a00; font-family: ui-monospace, monospace; font-size: .85em; }
-.timeline { position: relative; height: 1.4em; min-width: 24em; background: #eeeeee;
-            border: 1px solid #ccc; }
-.timeline div { position: absolute; top: 0; bottom: 0; }
-.axis { display: flex; justify-content: space-between; color: #777; font-size: .75em; }
-a { margin-right: .6em; }
-"""
+
+def asset(name: str) -> str:
+    """The page's stylesheet or script (``review_page.css``/``.js`` beside this module)."""
+    from importlib.resources import files
+
+    return files("pipeline.labeling").joinpath(name).read_text(encoding="utf-8")
 
 
 def colours(classes: list[str], background: str | None) -> dict[str, str]:
@@ -60,76 +61,141 @@ def colours(classes: list[str], background: str | None) -> dict[str, str]:
     return mapping
 
 
-def render_index(
-    records: list[VideoRecord], docs: dict[str, dict[str, Any]], model: dict[str, Any]
-) -> str:
-    """The page for ``records`` (summary rows); ``docs`` maps a video to its labels.json."""
-    palette = colours(model.get("classes", []), model.get("background"))
-    counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}
-    rows = "\n".join(_row(r, docs.get(r.video), palette) for r in records)
-    run = f", run {escape(model['run_id'])}" if model.get("run_id") else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>vidtag labels</title>
-<link rel="icon" href="data:,">
-<style>{STYLE}</style>
-</head>
-<body>
-<h1>vidtag labels</h1>
-<p class="meta">model <code>{escape(str(model.get("uri", "?")))}</code> ({
-        escape(str(model.get("task", "?")))
-    } task{run}) &middot; {plural(len(records), "video")}: {counts["ok"]} ok,
-{counts["skipped"]} skipped, {counts["failed"]} failed
-&middot; <a href="summary.csv">summary.csv</a></p>
-{_legend(palette, model.get("background"))}
-<table>
-<thead><tr><th>video</th><th>status</th><th>label</th><th>segments</th><th>files</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</body>
-</html>
-"""
+def page_data(
+    records: list[VideoRecord],
+    docs: dict[str, dict[str, Any]],
+    model: dict[str, Any],
+    truth: dict[str, dict[str, Any]] | None = None,
+    output: Path | None = None,
+) -> dict[str, Any]:
+    """What the page's script draws: classes, colours and one compact entry per video.
+
+    ``docs``: video -> labels.json; ``truth``: video -> {segments: [[label, start_s, end_s]],
+    metrics: {...}} (:mod:`pipeline.labeling.truth`); ``output``: the page's folder, to link
+    the source videos relative to it.
+    """
+    classes = list(model.get("classes", []))
+    for doc in docs.values():  # a skipped video may come from an older model's class list
+        for name in (doc.get("model") or {}).get("classes", []):
+            if name not in classes:
+                classes.append(name)
+    for entry in (truth or {}).values():  # truth may name classes the model does not know
+        for name, _, _ in entry.get("segments", []):
+            if name not in classes:
+                classes.append(name)
+    palette = colours(classes, model.get("background"))
+    index = {name: i for i, name in enumerate(classes)}
+    videos = [
+        _video(r, docs.get(r.video), (truth or {}).get(r.video), index, output) for r in records
+    ]
+    return {
+        "classes": classes,
+        "colours": [palette[name] for name in classes],
+        "background": index.get(model.get("background"), -1),
+        "task": model.get("task"),
+        "truth": truth is not None,
+        "videos": videos,
+    }
 
 
-def _legend(palette: dict[str, str], background: str | None) -> str:
-    items = []
-    for name, colour in palette.items():
-        note = " (not drawn)" if name == background else ""
-        items.append(
-            f'<span><i class="swatch" style="background:{colour}"></i>{escape(name)}{note}</span>'
-        )
-    return f'<div class="legend">{"".join(items)}</div>'
+def _video(
+    record: VideoRecord,
+    doc: dict[str, Any] | None,
+    truth: dict[str, Any] | None,
+    index: dict[str, int],
+    output: Path | None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": record.video, "status": record.status}
+    if record.status == "failed" or doc is None:
+        entry["error"] = record.error or "no labels"
+        return entry
+    info = doc["info"]
+    entry.update(
+        label=record.label, score=_r(record.score or 0.0), duration=_r(info["duration_s"]),
+        fps=_r(info["fps"]), frames=info["frames"],
+        files={_kind(path): _href(path) for path in record.outputs},
+        segments=[
+            [index[s["label"]], _r(s["start_s"]), _r(s["end_s"]), s["start_frame"],
+             s["end_frame"], _r(s["score"])]
+            for s in doc["segments"]
+        ],
+    )  # fmt: skip
+    entry.update(_media(record, doc.get("preview"), output))
+    if doc.get("samples"):
+        entry["samples"] = _samples(doc["samples"], index)
+    if doc.get("clip"):
+        scores = sorted(doc["clip"]["scores"].items(), key=lambda item: -item[1])
+        entry["top"] = [[index[name], _r(score)] for name, score in scores[:TOP_CLASSES]]
+    if truth is not None:
+        entry["truth"] = [[index[name], _r(a), _r(b)] for name, a, b in truth.get("segments", [])]
+        entry["metrics"] = truth.get("metrics")
+        entry["truth_error"] = truth.get("error")
+    return entry
 
 
-def _row(record: VideoRecord, doc: dict[str, Any] | None, palette: dict[str, str]) -> str:
-    status = record.status
-    video = escape(record.video)
-    badge = f'<span class="status status-{escape(status)}">{escape(status)}</span>'
-    if status == "failed" or doc is None:
-        error = escape(record.error or "no labels")
-        return (
-            f'<tr class="video-row" data-status="{escape(status)}"><td class="video">{video}</td>'
-            f'<td>{badge}</td><td colspan="3" class="error">{error}</td></tr>'
-        )
-    label = f"{escape(str(record.label))} ({float(record.score or 0):.2f})"
-    links = " ".join(f'<a href="{_href(path)}">{_kind(path)}</a>' for path in record.outputs)
-    if record.path:
-        links += f' <a href="{escape(Path(record.path).as_uri())}">video</a>'
-    return (
-        f'<tr class="video-row" data-status="{escape(status)}"><td class="video">{video}</td>'
-        f"<td>{badge}</td><td>{label}</td><td>{_timeline(doc, palette)}</td><td>{links}</td></tr>"
-    )
+def _media(record: VideoRecord, preview: dict[str, Any] | None, output: Path | None):
+    """``src`` (what the player plays: the preview, else the playable source), ``source``
+    (the video itself, relative), ``thumbs`` and ``note`` (why nothing plays)."""
+    media: dict[str, Any] = {}
+    source = _video_href(record.path, output)
+    if source:
+        media["source"] = source
+    folder = Path(record.base or "").parent.as_posix()
+    if preview and preview.get("file"):
+        media["src"] = _href(_join(folder, preview["file"]))
+        media["preview"] = True
+    elif source and (preview is None or preview.get("playable")):
+        media["src"] = source
+    if preview and preview.get("thumbs"):
+        media["thumbs"] = _href(_join(folder, preview["thumbs"]["file"]))
+        media["thumb_times"] = preview["thumbs"]["times_s"]
+    if "src" not in media:
+        reason = (preview or {}).get("error") or (
+            "previews are off (label.previews: never)" if (preview or {}).get("policy") == "never"
+            else "no preview")  # fmt: skip
+        media["note"] = f"the browser cannot play this video: {reason}"
+    return media
+
+
+def _samples(samples: dict[str, Any], index: dict[str, int]) -> dict[str, Any]:
+    times = [float(t) for t in samples["times_s"]]
+    out: dict[str, Any] = {
+        "scores": "".join(CODE[min(63, max(0, round(float(s) * 63)))] for s in samples["scores"])
+    }
+    if len(index) <= len(CODE):
+        out["labels"] = "".join(CODE[index[name]] for name in samples["labels"])
+    if len(times) > 1:
+        step = (times[-1] - times[0]) / (len(times) - 1)
+        if all(abs(t - (times[0] + i * step)) < 5e-4 for i, t in enumerate(times)):
+            out.update(start=_r(times[0]), step=round(step, 6), count=len(times))
+            return out
+    out["times"] = [_r(t) for t in times]
+    return out
+
+
+def _r(value: float) -> float:
+    return round(float(value), 3)
+
+
+def _join(folder: str, name: str) -> str:
+    return name if folder in ("", ".") else f"{folder}/{name}"
 
 
 def _href(relative_path: str) -> str:
-    """A relative link to an output file: URL-quoted (``#``, ``%``, ``?``, spaces), then
-    escaped for the attribute."""
-    return escape(quote(relative_path))
+    """A relative link: URL-quoted (``#``, ``%``, ``?``, spaces; the page escapes it)."""
+    return quote(relative_path)
+
+
+def _video_href(path: str | None, output: Path | None) -> str | None:
+    """The video file relative to the page's folder (``../inbox/a.mp4``)."""
+    if not path:
+        return None
+    if output is None:
+        return quote(Path(path).name)
+    try:
+        return quote(Path(os.path.relpath(Path(path).resolve(), output.resolve())).as_posix())
+    except ValueError:  # another drive (Windows): no relative path exists
+        return Path(path).resolve().as_uri()
 
 
 def _kind(path: str) -> str:
@@ -139,29 +205,82 @@ def _kind(path: str) -> str:
     return "file"
 
 
-def _timeline(doc: dict[str, Any], palette: dict[str, str]) -> str:
-    duration = float(doc["info"]["duration_s"]) or 1.0
-    bars = []
-    for segment in doc["segments"]:
-        left = 100.0 * segment["start_s"] / duration
-        width = max(100.0 * (segment["end_s"] - segment["start_s"]) / duration, 0.15)
-        colour = palette.get(segment["label"], "#000000")
-        tip = (
-            f"{segment['label']}: {segment['start_s']:.2f}-{segment['end_s']:.2f} s, frames "
-            f"{segment['start_frame']}-{segment['end_frame']}, score {segment['score']:.2f}"
-        )
-        bars.append(
-            f'<div style="left:{left:.3f}%;width:{width:.3f}%;background:{colour}" '
-            f'title="{escape(tip)}"></div>'
-        )
-    return (
-        f'<div class="timeline">{"".join(bars)}</div>'
-        f'<div class="axis"><span>0 s</span><span>{duration:.2f} s</span></div>'
-    )
+def _json_for_script(data: Any) -> str:
+    """JSON safe inside ``<script>``: no ``</script>`` or ``<!--`` can end or bend the block."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def index_html(output: Path, records: list[VideoRecord], model: dict[str, Any]) -> str:
-    """The page's HTML, reading each labelled video's labels.json from ``output``."""
+def render_index(
+    records: list[VideoRecord],
+    docs: dict[str, dict[str, Any]],
+    model: dict[str, Any],
+    truth: dict[str, dict[str, Any]] | None = None,
+    output: Path | None = None,
+) -> str:
+    """The page for ``records`` (summary rows); ``docs`` maps a video to its labels.json."""
+    data = page_data(records, docs, model, truth, output)
+    counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}
+    run = f" &middot; run <code>{escape(model['run_id'])}</code>" if model.get("run_id") else ""
+    truth_note = " &middot; with truth" if truth is not None else ""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>vidtag labels</title>
+<link rel="icon" href="data:,">
+<style>{asset("review_page.css")}</style>
+</head>
+<body>
+<header class="top">
+<h1>vidtag labels</h1>
+<p class="meta">model <code>{escape(str(model.get("uri", "?")))}</code> &middot; {
+        escape(str(model.get("task", "?")))
+    } task{run} &middot; {plural(len(records), "video")}: {counts["ok"]} ok,
+{counts["skipped"]} skipped, {counts["failed"]} failed{truth_note}
+&middot; <a href="summary.csv">summary.csv</a></p>
+<div class="toolbar">
+<label>status <select id="filter-status"><option value="">all</option><option>ok</option>
+<option>skipped</option><option>failed</option></select></label>
+<label>label <select id="filter-label"><option value="">all</option></select></label>
+<label>name <input id="filter-name" type="search" placeholder="filter by name"></label>
+<label>sort <select id="sort"><option value="order">as labelled</option>
+<option value="score">score (least sure first)</option><option value="name">name</option>
+</select></label>
+<span id="shown" class="shown"></span>
+<span class="keys"><kbd>j</kbd>/<kbd>k</kbd> next/previous video &middot;
+<kbd>space</kbd> play</span>
+</div>
+<div id="legend" class="legend"></div>
+</header>
+<main id="videos"></main>
+<noscript>This page draws its timelines with JavaScript; summary.csv holds the same results.
+</noscript>
+<script type="application/json" id="vidtag-data">{_json_for_script(data)}</script>
+<script>{asset("review_page.js")}</script>
+</body>
+</html>
+"""
+
+
+def index_html(
+    output: Path,
+    records: list[VideoRecord],
+    model: dict[str, Any],
+    annotations: Annotations | None = None,
+) -> str:
+    """The page's HTML, reading each labelled video's labels.json from ``output``; with
+    ``annotations`` (``--truth``) the truth's segments and metrics beside the labels."""
+    from pipeline.labeling.truth import truth_views
+
+    docs = read_documents(output, records)
+    truth = truth_views(annotations, records, docs) if annotations is not None else None
+    return render_index(records, docs, model, truth, output)
+
+
+def read_documents(output: Path, records: list[VideoRecord]) -> dict[str, dict[str, Any]]:
+    """video -> its labels.json, for every record that has a readable one."""
     docs = {}
     for record in records:
         if record.status == "failed":
@@ -171,4 +290,4 @@ def index_html(output: Path, records: list[VideoRecord], model: dict[str, Any]) 
             docs[record.video] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, IndexError, KeyError):
             continue
-    return render_index(records, docs, model)
+    return docs

@@ -19,8 +19,9 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.labeling.segments import SegmentBuilder, VideoLabels
+from pipeline.labeling.segments import SegmentBuilder, VideoLabels, merge_length
 from pipeline.tracking.registry import ModelRef, resolve_model, use_tracking
+from pipeline.tracking.served import output_columns
 from pipeline.training.task import task_named
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def label_video(video: Path, cfg: Config, model: TrainedModel) -> tuple[str, Vid
         sample_times=entry.times_s,
         frame_times=_frame_times(entry, info.frames),
         background=model.background,
-        min_segment_s=cfg.label.min_segment_s,
+        min_segment_s=merge_length(cfg.label.min_segment_s, model.options),
     )
     features = np.asarray(entry.features, np.float32)  # (T, D)
     probs = model.predict_proba([features])[0]  # clip (C,), frame (T, C)
@@ -142,8 +143,6 @@ def _frame_times(entry: StoredFeatures, frame_count: int) -> np.ndarray | None:
 
 # --- the MLflow pyfunc's table input -----------------------------------------------------------
 
-TABLE_COLUMNS = ("video", "status", "label", "score", "error")
-
 
 def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """One row per ``table["video"]`` path: video, status (ok/failed), label, score, error,
@@ -151,10 +150,11 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
 
     Options: the labelling options stored with the model (``min_segment_s``) are the
     defaults; ``params`` and then (per video) a column of the same name in ``table`` override
-    them: ``store`` (feature store folder; default a temporary folder removed afterwards),
-    ``min_segment_s``, ``device``, ``backend``, ``batch_size``. (MLflow drops ``params`` unless
-    the model's signature declares them; columns always work.) Missing values are ``None``
-    (JSON null when served), never NaN.
+    them (``min_segment_s`` ``"auto"``, or nothing stored and nothing given: see
+    :func:`~pipeline.labeling.segments.merge_length`): ``store`` (feature store folder; default
+    a temporary folder removed afterwards), ``min_segment_s``, ``device``, ``backend``,
+    ``batch_size``. (MLflow drops ``params`` unless the model's signature declares them; columns
+    always work.) Missing values are ``None`` (JSON null when served), never NaN.
     """
     import tempfile
 
@@ -168,8 +168,7 @@ def predict_table(model: TrainedModel, table: pd.DataFrame, params: dict[str, An
             row_params = {**model.options, **params, **given}
             cfg = table_config(row_params, Path(scratch))
             rows.append(_table_row(str(record["video"]), cfg, model))
-    per_step = task_named(model.task).per_step
-    names = [*TABLE_COLUMNS, *(["segments"] if per_step else [])]
+    names = list(output_columns(model.task))
     frame = pd.DataFrame(rows, columns=names).astype(object)
     return frame.where(frame.notna(), None)  # NaN is not JSON: missing values are null
 

@@ -5,11 +5,14 @@ classes arrive as artifacts and ``pipeline``/``models`` as code paths, so loadin
 pickle (works with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``).
 
 ``predict`` accepts:
-- a (T, D) array, a (B, T, D) array, or a list of (T, D) arrays of features -> for clip models a
-  (B, C) array of class probabilities, for frame models a list of (T, C) arrays;
 - a table (pandas DataFrame) with a ``video`` column of paths -> one row per video with the
   label, its score and, for frame models, the segments as JSON (features are extracted with the
-  model's own extractor spec).
+  model's own extractor spec). This is the logged signature
+  (:mod:`pipeline.tracking.served`), so it is what ``mlflow models serve`` answers;
+- a (T, D) array, a (B, T, D) array, or a list of (T, D) arrays of features -> for clip models a
+  (B, C) array of class probabilities, for frame models a list of (T, C) arrays. MLflow's
+  signature check lets only tables through ``PyFuncModel.predict``: call it on
+  ``mlflow.pyfunc.load_model(uri).unwrap_python_model()`` with ``context=None``.
 """
 
 from __future__ import annotations

@@ -10,112 +10,46 @@ every *native* frame and into segments:
   video's duration for the last run), so variable frame rates come out right;
 - ``label.min_segment_s`` > 0 merges every run shorter than that (background runs included)
   into a neighbour, shortest first: into the neighbour whose label the model scores higher over
-  the short run's frames (the longer neighbour on ties);
+  the short run's frames (the longer neighbour on ties); ``auto`` (the default) takes the merge
+  length stored with the model (:func:`merge_length`);
 - segments are the runs of a non-background label; a segment's ``score`` is the model's mean
   probability of that label over the segment's native frames.
 
-A clip model gives one label, its probability and every class's probability; its one segment
+These steps are :mod:`pipeline.data.frames`, which training's ``test_smoothed_*`` metrics use
+too. A clip model gives one label, its probability and every class's probability; its one segment
 spans the whole video.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pipeline.data.frames import (
+    FrameProbs,
+    NativeFrames,
+    Run,
+    frame_bounds,
+    label_runs,
+    merge_length,
+    merge_short_runs,
+    merged_runs,
+    steps_of_frames,
+)
 
 if TYPE_CHECKING:
     from pipeline.video.decode import VideoInfo
 
 
-# --- frames -> runs -> segments ----------------------------------------------------------------
-
-
-class Run(NamedTuple):
-    label: int  # class id
-    start: int  # first native frame
-    end: int  # one past the last native frame
-
-
-def steps_of_frames(sample_indices: np.ndarray, frame_count: int) -> np.ndarray:
-    """(frame_count,) the sampled step whose prediction each native frame takes."""
-    sample_indices = np.asarray(sample_indices, dtype=np.int64)
-    if sample_indices.size == 0:
-        raise ValueError("no sampled frames to map")
-    frames = np.arange(frame_count, dtype=np.int64)
-    steps = np.searchsorted(sample_indices, frames, side="right") - 1
-    return np.maximum(steps, 0)
-
-
-def frame_bounds(times_s: np.ndarray | None, frame_count: int, fps: float, duration_s: float):
-    """(frame_count + 1,) start time of each native frame, then the end of the video.
-
-    Real timestamps when given (one per native frame), else ``index / fps``.
-    """
-    if times_s is None or len(times_s) != frame_count:
-        times_s = np.arange(frame_count, dtype=np.float64) / (fps if fps > 0 else 30.0)
-    times_s = np.asarray(times_s, dtype=np.float64)
-    last = float(times_s[-1]) if frame_count else 0.0
-    step = 1.0 / fps if fps > 0 else 0.0
-    end = duration_s if duration_s > last else last + step
-    return np.append(times_s, end)
-
-
-def label_runs(frame_labels: np.ndarray) -> list[Run]:
-    """Maximal half-open runs of equal labels, background included."""
-    labels = np.asarray(frame_labels)
-    if labels.size == 0:
-        return []
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
-    return [Run(int(labels[s]), int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def merge_short_runs(
-    runs: list[Run], bounds: np.ndarray, min_s: float, frame_probs: np.ndarray
-) -> list[Run]:
-    """Merge runs shorter than ``min_s`` seconds into a neighbour (see the module doc).
-
-    ``frame_probs`` is ``(frames, C)`` (or any array indexable by frame range then class).
-    Each merge costs O(runs) in numpy, so thousands of noisy runs stay fast.
-    """
-    labels = np.array([r.label for r in runs], dtype=np.int64)  # (R,)
-    starts = np.array([r.start for r in runs], dtype=np.int64)  # (R,)
-    ends = np.array([r.end for r in runs], dtype=np.int64)  # (R,)
-    while len(labels) > 1 and min_s > 0:
-        durations = bounds[ends] - bounds[starts]  # (R,)
-        short = int(durations.argmin())
-        if durations[short] >= min_s - 1e-9:
-            break
-        neighbours = [j for j in (short - 1, short + 1) if 0 <= j < len(labels)]
-        frames = slice(int(starts[short]), int(ends[short]))
-        into = max(
-            neighbours,
-            key=lambda j: (float(frame_probs[frames, int(labels[j])].mean()), durations[j]),
-        )
-        # The short run and its neighbour(s) now share a label: one run from first to last.
-        first, last = min(short, into), max(short, into)
-        if last + 1 < len(labels) and labels[last + 1] == labels[into]:
-            last += 1
-        if first > 0 and labels[first - 1] == labels[into]:
-            first -= 1
-        labels[first], ends[first] = labels[into], ends[last]
-        gone = np.arange(first + 1, last + 1)
-        labels, starts, ends = (np.delete(a, gone) for a in (labels, starts, ends))
-    return [Run(int(lab), int(s), int(e)) for lab, s, e in zip(labels, starts, ends, strict=True)]
-
-
-class _FrameProbs:
-    """Per-native-frame probabilities without materialising the (frames, C) array."""
-
-    def __init__(self, probs: np.ndarray, steps: np.ndarray) -> None:
-        self.probs, self.steps = probs, steps
-
-    def __getitem__(self, key: tuple[slice, int]) -> np.ndarray:
-        frames, label = key
-        return self.probs[self.steps[frames], label]
+# The per-frame primitives live in pipeline.data.frames (training scores exactly this merging);
+# re-exported here, where labelling has always had them.
+__all__ = [
+    "FrameProbs", "NativeFrames", "Run", "SegmentBuilder", "VideoLabels", "expand_frame_runs",
+    "frame_bounds", "label_runs", "labels_from_clip", "labels_from_frames", "merge_length",
+    "merge_short_runs", "merged_runs", "steps_of_frames",
+]  # fmt: skip
 
 
 # --- one video's labels ------------------------------------------------------------------------
@@ -174,11 +108,10 @@ def labels_from_frames(
 ) -> VideoLabels:
     """Sampled ``(T, C)`` probabilities -> per-native-frame runs, segments and samples."""
     frame_count = int(info.frames)
-    steps = steps_of_frames(stored_indices, frame_count)  # (frames,)
-    frame_probs = _FrameProbs(probs, steps)
     bounds = frame_bounds(native_times, frame_count, info.fps, info.duration_s)
+    native = NativeFrames(np.asarray(stored_indices, dtype=np.int64), bounds)
+    runs, frame_probs = merged_runs(probs, native, min_segment_s)
     step_labels = probs.argmax(1)  # (T,)
-    runs = merge_short_runs(label_runs(step_labels[steps]), bounds, min_segment_s, frame_probs)
     background_id = classes.index(background) if background in classes else -1
     segments = [
         {
@@ -211,7 +144,7 @@ def labels_from_frames(
     )
 
 
-def _dominant(runs: list[Run], background_id: int, frame_probs: _FrameProbs) -> tuple[int, float]:
+def _dominant(runs: list[Run], background_id: int, frame_probs: FrameProbs) -> tuple[int, float]:
     """The non-background label covering most frames (background if none) and its mean score."""
     frames: dict[int, int] = {}
     for run in runs:

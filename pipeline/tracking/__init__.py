@@ -11,7 +11,7 @@ __all__, __getattr__, __dir__ = lazy_surface(
     mlflow=(
         "TrackingError CANDIDATE_ALIAS resolve_uri check_reachable ensure_experiment ui_command "
         "tracked_run log_metrics log_figure log_text log_dict log_config log_model load_model "
-        "set_tags"
+        "set_tags log_params"
     ),
     registry=(
         "ModelRef resolve_model CHALLENGER_ALIAS VersionInfo registered_versions version_info "

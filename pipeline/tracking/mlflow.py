@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -186,6 +187,13 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(metrics, step=step)
 
 
+def log_params(params: dict[str, Any]) -> None:
+    """Params on the active run besides the config's (e.g. a value training chose)."""
+    import mlflow
+
+    mlflow.log_params(params)
+
+
 def set_tags(tags: dict[str, str]) -> None:
     """Tags on the active run."""
     import mlflow
@@ -221,17 +229,23 @@ def log_config(cfg: Config, classes: list[str]) -> None:
 
 
 def log_model(
-    model_dir: Path, registered_model: str | None, alias: str = CANDIDATE_ALIAS
+    model_dir: Path,
+    registered_model: str | None,
+    alias: str = CANDIDATE_ALIAS,
 ) -> tuple[str, str | None]:
-    """Log the model folder as a pyfunc model from code; register it with ``alias`` (training
-    registers @challenger and lets the promotion gate move @candidate).
+    """Log the model folder as a pyfunc model from code, with the served table's signature and
+    an input example; register it with ``alias`` (training registers @challenger and lets the
+    promotion gate move @candidate).
 
     Returns (model URI, registered version or None).
     """
     import mlflow
     from mlflow import MlflowClient
 
-    from pipeline.tracking.model_io import model_files
+    from pipeline.tracking import served
+    from pipeline.tracking.model_io import MODEL_CONFIG, model_files
+
+    task = json.loads((model_dir / MODEL_CONFIG).read_text())["task"]
 
     # MLflow prints registration chatter and a type-hint advice warning that does not apply to
     # a pyfunc taking arrays or tables; errors still raise.
@@ -243,6 +257,8 @@ def log_model(
             code_paths=[str(REPO_ROOT / "pipeline"), str(REPO_ROOT / "models")],
             registered_model_name=registered_model,
             pip_requirements=_requirements(),
+            signature=served.signature(task),
+            input_example=served.input_example(),
         )
     version = None
     if registered_model:

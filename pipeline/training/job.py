@@ -1,8 +1,10 @@
 """One training job: annotations + stored features -> fitted model -> one MLflow run.
 
-Four steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
+Five steps, each on its own: :func:`build` (annotations, splits, features, model, loaders),
 :func:`fit_or_restore` (train, resume, or load the checkpoint for ``--test-only``),
-:func:`evaluate_and_log` (final metrics, confusion matrix, per-class report) and
+:func:`choose_merge_length` (the ``label.min_segment_s`` stored with the model; ``auto``: chosen
+on the validation videos), :func:`evaluate_and_log` (final metrics, raw and as labelled,
+confusion matrix, per-class report, the review figures of :mod:`pipeline.training.review`) and
 :func:`register` (the model folder logged and registered @challenger, then the promotion gate
 of :mod:`pipeline.training.promotion` decides whether it becomes @candidate);
 :func:`run_training` runs them in one MLflow run. Every MLflow call goes through
@@ -19,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,8 +30,9 @@ from torch.utils.data import DataLoader
 
 from models.rnn import RNNConfig, model_config_dict
 from pipeline import tracking
-from pipeline.config import Config, DataConfig
+from pipeline.config import AUTO, AUTO_MIN_SEGMENT_FALLBACK_S, Config, DataConfig
 from pipeline.data.annotations import Annotations, load_annotations
+from pipeline.data.bundles import bundle_pair
 from pipeline.data.datasets import (
     BucketBatchSampler,
     Sample,
@@ -40,6 +44,7 @@ from pipeline.data.datasets import (
     dataset_fingerprint,
     stratum_of,
 )
+from pipeline.data.frames import NativeFrames, frame_bounds
 from pipeline.errors import UserError
 from pipeline.features.spec import ExtractorSpec, resolve_device, spec_from_config
 from pipeline.features.store import FeatureStore
@@ -52,6 +57,14 @@ from pipeline.training.metrics import (
     report_text,
 )
 from pipeline.training.promotion import gate
+from pipeline.training.review import log_review
+from pipeline.training.smoothing import (
+    NativeVideo,
+    Selection,
+    native_videos,
+    select_min_segment,
+    split_smoothed_metrics,
+)
 from pipeline.training.task import Task, task_named
 
 log = logging.getLogger(__name__)
@@ -72,14 +85,41 @@ class TrainingOutcome:
     promotion: str | None = None  # promoted | kept (None: nothing registered)
     promotion_reason: str | None = None
     early_stopping: bool = True  # False: no validation videos, train.epochs run, last kept
+    min_segment_s: float | None = None  # the merge length stored with the model
+    min_segment_s_source: str | None = None  # validation | config | fallback | clip
 
 
 class MissingFeatures(UserError):
     """No stored features for the videos of a split (extraction failed or was not run)."""
 
 
-def feature_loader(store: FeatureStore, spec: ExtractorSpec, missing: list[str]):
-    """``load_features(path)`` for :func:`build_samples`; videos with no features are noted."""
+@dataclass
+class NativeIndex:
+    """The native frames of the videos whose labelling is scored (a frame task's val and test
+    videos), noted while their features are read: ``{str(path): NativeFrames}``. Entries
+    without video info (written by hand, never by extraction) are left out."""
+
+    wanted: set[str]
+    frames: dict[str, NativeFrames] = field(default_factory=dict)
+
+    def note(self, path: Path, stored) -> None:
+        info = stored.info
+        if str(path) not in self.wanted or info is None or info.frames < 1:
+            return
+        times = stored.frame_times_s
+        bounds = frame_bounds(
+            times if times is not None and len(times) == info.frames else None,
+            int(info.frames), info.fps, info.duration_s,
+        )  # fmt: skip
+        indices = np.asarray(stored.indices, dtype=np.int64)
+        self.frames[str(path)] = NativeFrames(indices, bounds)
+
+
+def feature_loader(
+    store: FeatureStore, spec: ExtractorSpec, missing: list[str], native: NativeIndex | None = None
+):
+    """``load_features(path)`` for :func:`build_samples`; videos with no features are noted,
+    and (``native``) the native frames of the videos it wants."""
     key = spec.key()
 
     def load(path: Path):
@@ -88,6 +128,8 @@ def feature_loader(store: FeatureStore, spec: ExtractorSpec, missing: list[str])
             missing.append(str(path))
             empty = np.zeros((0, 1), np.float32)
             return empty, np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if native is not None:
+            native.note(path, stored)
         return stored.features, stored.indices, stored.times_s
 
     return load
@@ -153,8 +195,13 @@ def _given_split_reason(split: str) -> str:
 
 
 def _given_val_reason(train_videos: int, cfg: DataConfig) -> str:
+    source = (
+        f"the split bundles of data.split_file ({cfg.split_file}) mark"
+        if cfg.split_file is not None
+        else "the annotations' `split` column marks"
+    )
     return (
-        f"the annotations' `split` column marks no video `val`, and data.val_fraction="
+        f"{source} no video `val`, and data.val_fraction="
         f"{cfg.val_fraction} carved none out of the {train_videos} training videos (stratified "
         f"by label, every label keeping one video in train); mark at least one video `val`, "
         f"add training videos, or set data.val_fraction: 0 to train train.epochs epochs "
@@ -180,7 +227,15 @@ def _assigned_split_reason(annotations: Annotations, cfg: DataConfig) -> str:
     )
 
 
-def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, list[str]]:
+class Prepared(NamedTuple):
+    annotations: Annotations
+    splits: dict[str, list[Sample]]  # train, val, test
+    spec: ExtractorSpec
+    missing: list[str]  # videos without stored features
+    native: dict[str, NativeFrames]  # frame task: val/test video key -> its native frames
+
+
+def prepare(cfg: Config) -> Prepared:
     loaded = load_annotations(cfg.data)
     given = all(item.split is not None for item in loaded.items)
     annotations = assign_splits(
@@ -190,7 +245,10 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
     _log_validation(loaded, annotations, given, cfg)
     spec = spec_from_config(cfg)
     missing: list[str] = []
-    load = feature_loader(FeatureStore(cfg.features.store), spec, missing)
+    per_step = task_named(cfg.data.task).per_step  # only frame labelling merges runs
+    scored = [i for i in annotations.items if i.split in ("val", "test") and per_step]
+    native = NativeIndex({str(item.path) for item in scored})
+    load = feature_loader(FeatureStore(cfg.features.store), spec, missing, native)
     splits = {name: build_samples(annotations, name, load) for name in ("train", "val", "test")}
     has_val = any(item.split == "val" for item in annotations.items)
     if (
@@ -202,7 +260,12 @@ def prepare(cfg: Config) -> tuple[Annotations, dict[str, list], ExtractorSpec, l
             f"no usable training or validation videos ({len(missing)} without features); "
             f"run `vidtag extract` with the same config first"
         )
-    return annotations, splits, spec, missing
+    by_video = {
+        item.video: native.frames[str(item.path)]
+        for item in scored
+        if str(item.path) in native.frames
+    }
+    return Prepared(annotations, splits, spec, missing, by_video)
 
 
 def _log_validation(
@@ -242,6 +305,7 @@ class TrainingSetup:
     device: torch.device
     loaders: dict[str, DataLoader]  # the non-empty splits
     fingerprint: str
+    native: dict[str, NativeFrames] = field(default_factory=dict)  # frame: val/test videos
 
     @property
     def classes(self) -> list[str]:
@@ -258,12 +322,17 @@ class TrainingSetup:
         return bool(self.splits["val"])
 
     def tags(self) -> dict[str, str]:
-        return {
+        tags = {
             "task": self.task.name,
             "extractor_key": self.spec.key(),
             "dataset_fingerprint": self.fingerprint,
             "early_stopping": "on" if self.early_stopping else "off",
         }
+        data = self.cfg.data
+        if data.split_file is not None:  # which fold: the bundles' names (params hold the path)
+            train, test = bundle_pair(data.split_file, data.fold)
+            tags["split_bundles"] = f"{train.name} {test.name}"
+        return tags
 
 
 @dataclass
@@ -274,7 +343,7 @@ class Fitted:
 
 def build(cfg: Config) -> TrainingSetup:
     """Annotations, splits and stored features -> the model (seeded) and the loaders."""
-    annotations, splits, spec, missing = prepare(cfg)
+    annotations, splits, spec, missing, native = prepare(cfg)
     torch.manual_seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     task = task_named(cfg.data.task)
@@ -288,7 +357,7 @@ def build(cfg: Config) -> TrainingSetup:
     }
     return TrainingSetup(
         cfg, task, annotations, splits, spec, missing, model, device, loaders,
-        dataset_fingerprint(annotations),
+        dataset_fingerprint(annotations), native,
     )  # fmt: skip
 
 
@@ -323,16 +392,67 @@ def fit_or_restore(
     return Fitted(result.best_epoch, result.epochs_run)
 
 
-def evaluate_and_log(setup: TrainingSetup) -> dict[str, float]:
+def choose_merge_length(setup: TrainingSetup) -> Selection:
+    """The ``label.min_segment_s`` stored with the model: the config's number as it is; for
+    ``auto``, the grid value that labels the validation videos best (by F1@50, then edit;
+    :func:`~pipeline.training.smoothing.select_min_segment`), else the documented fallback.
+    Logged: param ``labeling.min_segment_s``, metric ``min_segment_s``, tag
+    ``min_segment_s_source``, and for a choice the grid's scores and ``val_smoothed_*``."""
+    setting = setup.cfg.label.min_segment_s
+    videos: list[NativeVideo] = []
+    if setting != AUTO:
+        selection = Selection(float(setting), "config", {})
+    elif not setup.task.per_step:
+        selection = Selection(0.0, "clip", {})
+    else:
+        if "val" in setup.loaders:
+            evaluation = evaluate(
+                setup.model, setup.loaders["val"], setup.task, len(setup.classes), setup.device
+            )
+            videos = native_videos(setup.annotations, setup.native, evaluation)
+        selection = (
+            select_min_segment(videos, background_ids=setup.task.background_ids)
+            if videos
+            else Selection(AUTO_MIN_SEGMENT_FALLBACK_S, "fallback", {})
+        )
+    log.info("%s", selection.describe(len(videos)))
+    tracking.log_params({"labeling.min_segment_s": selection.min_segment_s})
+    tracking.set_tags({"min_segment_s_source": selection.source})
+    tracking.log_metrics({"min_segment_s": selection.min_segment_s})
+    if selection.scores:
+        chosen = selection.scores[selection.min_segment_s]
+        tracking.log_metrics({f"val_smoothed_{name}": value for name, value in chosen.items()})
+        grid = {"by": "f1_50, then edit, then the shorter length", "videos": len(videos)}
+        rows = [{"min_segment_s": k, **v} for k, v in selection.scores.items()]
+        tracking.log_dict({**grid, "chosen": selection.min_segment_s, "grid": rows},
+                          "min_segment_s_selection.json")  # fmt: skip
+    return selection
+
+
+def evaluate_and_log(setup: TrainingSetup, min_segment_s: float | None = None) -> dict[str, float]:
     """The final split (test, else val): metrics, confusion matrix and per-class report logged;
-    returns the metrics named ``<split>_<metric>``."""
+    returns the metrics named ``<split>_<metric>``. A frame model's metrics also come as
+    ``<split>_smoothed_<metric>``: its predictions labelled at merge length ``min_segment_s``
+    exactly as ``vidtag label`` does, scored at every native frame."""
     split = "test" if "test" in setup.loaders else "val"
     evaluation = evaluate(
         setup.model, setup.loaders[split], setup.task, len(setup.classes), setup.device
     )
     metrics = {f"{split}_{name}": value for name, value in evaluation.metrics.items()}
+    if setup.task.per_step and min_segment_s is not None:
+        metrics.update(
+            split_smoothed_metrics(
+                setup.annotations,
+                setup.native,
+                evaluation,
+                split,
+                min_segment_s,
+                setup.task.background_ids,
+            )
+        )
     tracking.log_metrics(metrics)
     log_confusion(split, evaluation, setup.classes)
+    log_review(setup, split, evaluation)
     return metrics
 
 
@@ -347,14 +467,18 @@ def log_confusion(prefix: str, evaluation: EvalResult, classes: list[str]) -> No
     tracking.log_dict(report, f"{prefix}_per_class_report.json")
 
 
-def register(setup: TrainingSetup) -> tuple[str, str | None]:
-    """The model folder logged to the run and registered @challenger; (model URI, version or
-    None)."""
+def register(setup: TrainingSetup, min_segment_s: float | None = None) -> tuple[str, str | None]:
+    """The model folder logged to the run and registered @challenger, with its labelling
+    options (``min_segment_s``: the merge length :func:`choose_merge_length` chose; None: the
+    config's number, or the fallback for ``auto``); (model URI, version or None)."""
+    if min_segment_s is None:
+        setting = setup.cfg.label.min_segment_s
+        min_segment_s = AUTO_MIN_SEGMENT_FALLBACK_S if setting == AUTO else float(setting)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model_dir(
             Path(tmp) / "model", setup.model.cpu(), model_config_dict(setup.model), setup.spec,
             setup.classes, setup.annotations.background,
-            options={"min_segment_s": setup.cfg.label.min_segment_s},
+            options={"min_segment_s": min_segment_s},
         )  # fmt: skip
         return tracking.log_model(
             model_dir, setup.cfg.tracking.registered_model, alias=tracking.CHALLENGER_ALIAS
@@ -374,9 +498,10 @@ def run_training(
     with tracking.tracked_run(cfg, setup.tags()) as run:
         tracking.log_config(cfg, setup.classes)
         fitted = fit_or_restore(setup, resume, test_only, on_epoch)
-        test_metrics = evaluate_and_log(setup)
+        selection = choose_merge_length(setup)
+        test_metrics = evaluate_and_log(setup, selection.min_segment_s)
         tracking.log_metrics({"best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run})
-        model_uri, version = (None, None) if test_only else register(setup)
+        model_uri, version = (None, None) if test_only else register(setup, selection.min_segment_s)
         decision = None if version is None else gate(setup, test_metrics, version, promote)
     return TrainingOutcome(
         run_id=run.info.run_id,
@@ -392,4 +517,6 @@ def run_training(
         promotion=decision.decision if decision else None,
         promotion_reason=decision.reason if decision else None,
         early_stopping=setup.early_stopping,
+        min_segment_s=selection.min_segment_s,
+        min_segment_s_source=selection.source,
     )

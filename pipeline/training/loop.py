@@ -84,13 +84,13 @@ def train_one_epoch(
     smooth_weight: float = 0.0,
 ) -> float:
     """One pass over ``loader``; the mean training loss per video (``smooth_weight``: the
-    frame task's smoothing loss, :meth:`Task.loss`)."""
+    frame task's smoothing loss, :meth:`Task.loss`; multi-stage models: :func:`stages_loss`)."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        logits = model(batch.x, batch.lengths)
-        loss = task.loss(logits, batch.y, class_weights, smooth_weight)
+        stages = stage_logits(model, batch.x, batch.lengths)
+        loss = stages_loss(task, stages, batch.y, class_weights, smooth_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -99,6 +99,27 @@ def train_one_epoch(
         total += float(loss.detach()) * len(batch.lengths)
         count += len(batch.lengths)
     return total / max(count, 1)
+
+
+def stage_logits(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Every stage's logits, the last one's the prediction: ``model.stage_logits`` where the
+    model has stages (``models.rnn``, ``models.tcn``), else ``[model(x, lengths)]``."""
+    stages = getattr(model, "stage_logits", None)
+    return stages(x, lengths) if stages is not None else [model(x, lengths)]
+
+
+def stages_loss(
+    task: Task,
+    stages: list[torch.Tensor],
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    smooth_weight: float = 0.0,
+) -> torch.Tensor:
+    """The mean over stages of :meth:`Task.loss` (smoothing included): every stage learns to
+    predict. MS-TCN sums the stages' losses; the mean keeps ``train_loss``/``val_loss`` on one
+    scale whatever the number of stages (AdamW's steps barely depend on the loss's scale)."""
+    losses = [task.loss(logits, targets, class_weights, smooth_weight) for logits in stages]
+    return torch.stack(losses).mean()
 
 
 @torch.inference_mode()
@@ -118,8 +139,9 @@ def evaluate(
     results: list[VideoResult] = []
     for batch in loader:
         batch = batch.to(device)
-        logits = model(batch.x, batch.lengths)
-        loss = task.loss(logits, batch.y, class_weights, smooth_weight)
+        stages = stage_logits(model, batch.x, batch.lengths)
+        loss = stages_loss(task, stages, batch.y, class_weights, smooth_weight)
+        logits = stages[-1]  # the last stage predicts
         total += float(loss) * len(batch.lengths)
         count += len(batch.lengths)
         probs = logits.float().softmax(-1).cpu().numpy()  # (B, C) or (B, T, C)

@@ -8,6 +8,10 @@ fingerprint: other videos, labels or splits), it is evaluated again on the new r
 first. A candidate with another extractor, task or class list cannot be compared on these
 features: the new version is promoted only when the user says so (``--promote``), which also
 promotes unconditionally in every other case.
+
+A frame model is scored on what users get: its ``smoothed_*`` metrics (labels after the merging
+``vidtag label`` applies, at native frames; :func:`promotion_score`), the candidate's at its
+own stored merge length. Runs without them (older candidates) are evaluated again.
 """
 
 from __future__ import annotations
@@ -63,6 +67,22 @@ def split_metrics(metrics: dict[str, float], split: str) -> dict[str, float]:
     return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
 
 
+SMOOTHED = "smoothed_"
+
+
+def has_smoothed(metrics: dict[str, float]) -> bool:
+    return any(name.startswith(SMOOTHED) for name in metrics)
+
+
+def promotion_score(task, metrics: dict[str, float], smoothed: bool) -> float:
+    """The task's selection score over one split's metrics: over the ``smoothed_*`` ones
+    (``smoothed_f1_50`` and ``smoothed_frame_accuracy`` for a frame model) when ``smoothed``."""
+    if not smoothed:
+        return task.selection_score(metrics)
+    view = {k.removeprefix(SMOOTHED): v for k, v in metrics.items() if k.startswith(SMOOTHED)}
+    return task.selection_score(view)
+
+
 def incomparable(setup: TrainingSetup, old: TrainedModel) -> str | None:
     """Why the candidate cannot be scored on this run's features (None: it can)."""
     if old.spec.key() != setup.spec.key():
@@ -75,28 +95,46 @@ def incomparable(setup: TrainingSetup, old: TrainedModel) -> str | None:
 
 
 def candidate_metrics(
-    setup: TrainingSetup, candidate: VersionInfo, old: TrainedModel, split: str
+    setup: TrainingSetup,
+    candidate: VersionInfo,
+    old: TrainedModel,
+    split: str,
+    smoothed: bool = False,
 ) -> tuple[dict[str, float], str]:
     """The candidate's metrics on this run's ``split``: its own run's when it was trained on
-    the same dataset (same fingerprint, hence the same split), else evaluated again here."""
+    the same dataset (same fingerprint, hence the same split) and has what the gate compares
+    (``smoothed``: the ``smoothed_*`` metrics), else evaluated again here (``smoothed``: also
+    labelled at its own stored merge length)."""
     own = split_metrics(candidate.metrics, split)
     same_split = candidate.run_tags.get("dataset_fingerprint") == setup.fingerprint
-    if same_split and own:
+    if same_split and own and (has_smoothed(own) or not smoothed):
         return own, f"on the same {split} split"
+    from pipeline.config import AUTO
+    from pipeline.data.frames import merge_length
     from pipeline.training.loop import evaluate
+    from pipeline.training.smoothing import split_smoothed_metrics
 
     module = old.module.to(setup.device)
     result = evaluate(module, setup.loaders[split], setup.task, len(setup.classes), setup.device)
-    return result.metrics, f"evaluated again on this run's {split} split"
+    metrics = dict(result.metrics)
+    if smoothed:
+        min_s = merge_length(AUTO, old.options)
+        again = split_smoothed_metrics(
+            setup.annotations, setup.native, result, split, min_s, setup.task.background_ids
+        )
+        metrics.update(split_metrics(again, split))
+    return metrics, f"evaluated again on this run's {split} split"
 
 
 def gate(setup: TrainingSetup, metrics: dict[str, float], version: str, force: bool) -> Promotion:
     """Decide, move ``@candidate`` when promoted, log the decision on the active run."""
     name = setup.cfg.tracking.registered_model
     split = "test" if "test" in setup.loaders else "val"
-    new_score = setup.task.selection_score(split_metrics(metrics, split))
+    new_metrics = split_metrics(metrics, split)
+    smoothed = setup.task.per_step and has_smoothed(new_metrics)
+    new_score = promotion_score(setup.task, new_metrics, smoothed)
     candidate = tracking.alias_info(name, tracking.CANDIDATE_ALIAS)
-    promotion = _decide(setup, candidate, split, new_score, version, force)
+    promotion = _decide(setup, candidate, split, new_score, version, force, smoothed)
     if promotion.promoted:
         tracking.move_candidate(name, version)
     tracking.set_tags(promotion.tags())
@@ -111,6 +149,7 @@ def _decide(
     new_score: float,
     version: str,
     force: bool,
+    smoothed: bool = False,
 ) -> Promotion:
     def outcome(promoted: bool, reason: str, old: float | None = None) -> Promotion:
         previous = candidate.version if candidate is not None else None
@@ -126,12 +165,13 @@ def _decide(
         return outcome(
             False, f"{why} since candidate version {candidate.version}: pass --promote to use it"
         )
-    old_metrics, where = candidate_metrics(setup, candidate, old, split)
-    old_score = setup.task.selection_score(old_metrics)
+    old_metrics, where = candidate_metrics(setup, candidate, old, split, smoothed)
+    old_score = promotion_score(setup.task, old_metrics, smoothed)
     margin = setup.cfg.tracking.promote_margin
     verdict = "beats" if beats(new_score, old_score, margin) else "does not beat"
+    basis = "smoothed " if smoothed else ""
     reason = (
-        f"score {new_score:.4f} {verdict} candidate version {candidate.version}'s "
+        f"{basis}score {new_score:.4f} {verdict} candidate version {candidate.version}'s "
         f"{old_score:.4f} by more than {margin} ({where})"
     )
     return outcome(verdict == "beats", reason, old_score)

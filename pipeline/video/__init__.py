@@ -11,7 +11,8 @@ __all__, __getattr__, __dir__ = lazy_surface(
     __name__,
     decode="probe iter_chunks VideoInfo FrameChunk DECODER_VERSION",
     plan="sample_plan resized_shape",
-    _container="check_path",
+    _container="check_path container_kind read_head",
+    _backends="upright_rgb resize_frame",
     errors=(
         "VideoError VideoWarning VideoNotFoundError UnreadableVideoError NotAVideoError "
         "NoVideoStreamError EmptyVideoError DecodeError TruncatedVideoWarning DamagedVideoWarning"
