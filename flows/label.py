@@ -150,3 +150,31 @@ def _finish(
         "index_html": str(index),
         "model": model,
     }
+
+
+@flow(name="watch_inbox")
+def watch_inbox(
+    inbox: str,
+    model: str,
+    output: str,
+    config: Config | None = None,
+    poll_s: float = 0.5,
+    damaged_after_s: float = 10.0,
+    run_for_s: float | None = None,
+) -> dict[str, Any]:
+    """``vidtag watch`` as a deployment (``flow: watch`` in configs/schedules.yaml): label each
+    new video of ``inbox`` once it is complete, for ``run_for_s`` seconds (None: until the run
+    is cancelled). Videos are labelled by direct library calls in this flow run, with the model
+    loaded once (:mod:`pipeline.labeling.watch`); the summary of the videos handled is returned
+    and kept as the run's table artifact.
+    """
+    import threading
+
+    from pipeline.labeling.watch import InboxWatcher, load_watch_model, warm_up
+
+    cfg = (config or Config()).model_copy(deep=True)
+    loaded = load_watch_model(model, cfg)
+    warm_up(loaded, cfg)
+    watcher = InboxWatcher(Path(inbox), Path(output), cfg, loaded, poll_s, damaged_after_s)
+    summary = watcher.run(threading.Event(), run_for_s=run_for_s)
+    return _finish(summary, watcher.output, loaded.describe(), print_summary=False)

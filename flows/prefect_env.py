@@ -32,6 +32,9 @@ def configure(verbose: bool = False, run_logs: bool = True) -> None:
     # httpx logs every API request at INFO; MLflow logs database migrations and registrations.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not verbose:
+        # Prefect's events worker warns that it is still sending the run's last events to the
+        # server as the process exits, on every command run against a `vidtag server`.
+        logging.getLogger("EventsWorker").setLevel(logging.ERROR)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
 

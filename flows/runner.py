@@ -118,15 +118,23 @@ def task_mapper(cfg: Config, needs: WorkerNeeds | None = None) -> Iterator[Calla
     with its decorator's runner).
     """
     from prefect.context import FlowRunContext
-    from prefect_dask import DaskTaskRunner
 
     context = FlowRunContext.get()
     active = context.task_runner if context else None
-    if cfg.runner.kind == "local" or isinstance(active, DaskTaskRunner):
+    if cfg.runner.kind == "local" or _is_dask(active):
         yield lambda task, **parameters: task.map(**parameters)
         return
     with task_runner_for(cfg, needs) as runner:
         yield lambda task, **parameters: runner.map(task, parameters)
+
+
+def _is_dask(runner: object) -> bool:
+    """Whether ``runner`` is a DaskTaskRunner, without importing Dask (~1-2 s) to find out: a
+    process that never imported prefect_dask has none."""
+    import sys
+
+    module = sys.modules.get("prefect_dask")
+    return module is not None and isinstance(runner, module.DaskTaskRunner)
 
 
 CONNECT_TIMEOUT_S = 20.0

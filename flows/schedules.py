@@ -34,9 +34,14 @@ FLOWS = {
     "extract": "flows.extract:extract_features",
     "train": "flows.train:train",
     "label": "flows.label:label_folder",
+    "watch": "flows.label:watch_inbox",
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_LABEL_PATH_PARAMETERS = ("input", "output", "model")
+# Path parameters of the label and watch flows, read against the schedules file's folder.
+_PATH_PARAMETERS = {
+    FLOWS["label"]: ("input", "output", "model"),
+    FLOWS["watch"]: ("inbox", "output", "model"),
+}
 
 
 class ScheduleError(UserError):
@@ -211,17 +216,16 @@ def flow_parameters(entry: ScheduleEntry, flow: Any, schedules_file: Path) -> di
     """The deployment's parameters, checked against ``flow``'s signature.
 
     The resolved config (when the flow takes one) plus ``parameters``; relative paths of a
-    ``label`` entry's ``input``, ``output`` and local ``model`` are read against the schedules
-    file's folder.
+    ``label`` entry's ``input``, a ``watch`` entry's ``inbox``, and either's ``output`` and
+    local ``model`` are read against the schedules file's folder.
     """
     where = _where(entry, schedules_file)
     base = schedules_file.parent
     signature = inspect.signature(flow.fn)
     parameters = dict(entry.parameters)
-    if entry.flow_ref == FLOWS["label"]:
-        for name in _LABEL_PATH_PARAMETERS:
-            if name in parameters:
-                parameters[name] = _resolve_path(parameters[name], base)
+    for name in _PATH_PARAMETERS.get(entry.flow_ref, ()):
+        if name in parameters:
+            parameters[name] = _resolve_path(parameters[name], base)
     if "config" in signature.parameters:
         if entry.config is not None or "config" not in parameters:
             parameters["config"] = _entry_config(entry, base, where).model_dump(mode="json")

@@ -63,11 +63,25 @@ def test_train_benchmark_prints_every_ratio(tmp_path: Path, args: list[str]) -> 
 
 def test_startup_benchmark_prints_one_row_per_measure(tmp_path: Path) -> None:
     lines = _run("startup.py", ["--repeats", "1", "--videos", "1"], tmp_path)
-    assert lines[0].startswith("measure") and len(lines) == 8, lines
-    names = ["vidtag --help", "import prefect", "import mlflow", "import torch", "import cv2",
-             "trivial flow, temporary server", "stored extract, 1 video"]  # fmt: skip
-    for line, name in zip(lines[1:], names, strict=True):
-        assert line.startswith(name) and re.search(r" \d+\.\d\d$", line), line
+    assert lines[0].startswith("measure") and len(lines) == 13, lines
+    names = ["vidtag --help", "python -c 'import torch'", "import prefect", "import mlflow",
+             "import cv2", "trivial flow, temporary server"]  # fmt: skip
+    for server in ("temporary server", "vidtag server"):
+        names += [f"stored extract, 1 video, {server}", f"label one 5-s clip, {server}"]
+    for line, name in zip(lines[1:-2], names, strict=True):  # seconds, then CPU seconds
+        assert line.startswith(name) and re.search(r" \d+\.\d\d +\d+\.\d\d$", line), line
+    for line, kind in zip(lines[-2:], ("wall", "CPU"), strict=True):
+        assert re.fullmatch(
+            rf"with vidtag server, {kind}: stored extract / import torch = \d+\.\d\d "
+            r"\(goal <= 2\), one-clip label / import torch = \d+\.\d\d \(goal <= 3\)",
+            line,
+        ), line
+
+
+def test_watch_benchmark_prints_the_latency_line(tmp_path: Path) -> None:
+    lines = _run("watch.py", ["--videos", "1", "--poll", "0.3", "--image-size", "64"], tmp_path)
+    assert re.search(r"copy completed$", lines[-2]), lines
+    assert re.fullmatch(r"completion-to-labelled latency, .*: \d+\.\d\d s", lines[-1]), lines
 
 
 @pytest.mark.skipif(not SOURCES.is_dir(), reason="the shared real videos are absent")

@@ -126,3 +126,54 @@ def test_spec_from_config_takes_the_decode_settings() -> None:
     spec = spec_from_config(cfg)
     assert (spec.sample_fps, spec.max_frames, spec.image_size) == (2.5, 40, 96)
     assert (spec.precision, spec.decoder, spec.weights_path) == ("fp32", DECODER_VERSION, None)
+
+
+def test_an_existing_store_keeps_the_resolved_spec_per_settings(tmp_path) -> None:
+    import json
+
+    cfg = load_config(None, [f"features.store={tmp_path / 'store'}", "features.weights=none"])
+    first = spec_from_config(cfg)
+    assert spec_from_config(cfg) == first
+    (cached,) = (tmp_path / "store" / ".specs").glob("*.json")
+    # What is read back is the cached resolution (here marked by hand), not a new one.
+    marked = ExtractorSpec.from_dict({**first.to_dict(), "precision": "marked"})
+    cached.write_text(json.dumps(marked.to_dict()))
+    assert spec_from_config(cfg) == marked
+    other = cfg.model_copy(update={"features": cfg.features.model_copy(update={"image_size": 96})})
+    assert spec_from_config(other).image_size == 96  # other settings: resolved on their own
+    assert len(list((tmp_path / "store" / ".specs").glob("*.json"))) == 2
+    # A damaged cache file (cut short, or not matching its key) is resolved again.
+    for damaged in ("{", json.dumps({**first.to_dict(), "precision": "marked"}), "{}"):
+        cached.write_text(damaged)
+        assert spec_from_config(cfg) == first
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_a_stored_video_is_found_without_importing_torch(tmp_path, index_videos) -> None:
+    """What a run with every video stored does (spec, store lookup) needs no torch/torchvision:
+    seconds of imports saved on every such run."""
+    import subprocess
+    import sys
+
+    from pipeline.features.extract import extract_one
+    from tests.conftest import REPO, tiny_config
+
+    cfg = tiny_config(tmp_path, index_videos["lossless"].parent, None, "clip")
+    extract_one(index_videos["lossless"], cfg)
+    (tmp_path / "c.yaml").write_text(cfg.to_yaml())
+    code = (
+        "import sys\n"
+        "from pipeline.config import load_config\n"
+        "from pipeline.features.extract import already_stored\n"
+        "from pipeline.features.spec import spec_from_config\n"
+        "from pipeline.features.store import FeatureStore\n"
+        f"cfg = load_config({str(tmp_path / 'c.yaml')!r}, [])\n"
+        "spec = spec_from_config(cfg)\n"
+        f"record = already_stored({str(index_videos['lossless'])!r}, "
+        "FeatureStore(cfg.features.store), spec.key())\n"
+        "print(record.status, [m for m in ('torch', 'torchvision') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "skipped []", out.stderr

@@ -334,3 +334,20 @@ def test_truth_puts_each_videos_frame_metrics_on_the_page(labelled, tmp_path) ->
     result = relabel(labelled, tmp_path / "never", "--truth", str(bad))
     assert result.exit_code == 2 and "truth.csv" in result.output and "nowhere.mp4" in result.output
     assert not (tmp_path / "never").exists()  # stopped before any work
+
+
+def test_watch_inbox_flow_labels_what_is_in_the_inbox(prefect_api, tmp_path: Path) -> None:
+    from flows.label import watch_inbox
+    from tests.conftest import tiny_config
+    from tests.helpers_video import write_video
+    from tests.helpers_watch import resnet18_model_dir
+
+    (tmp_path / "inbox").mkdir()
+    write_video(tmp_path / "inbox" / "a.mp4", "mp4v", frames=30)
+    cfg = tiny_config(tmp_path, tmp_path / "inbox", None, "frame")
+    model = str(resnet18_model_dir(tmp_path / "model"))
+    result = watch_inbox(
+        str(tmp_path / "inbox"), model, str(tmp_path / "out"), cfg, poll_s=0.05, run_for_s=1.0
+    )
+    assert (result["ok"], result["failed"]) == (1, 0), result
+    assert summary_rows(tmp_path / "out")["a.mp4"]["status"] == "ok"

@@ -14,7 +14,7 @@ from tests.helpers_schedules import schedules_file, serve_without_server
 
 def test_shipped_schedules_file_is_valid() -> None:
     entries = load_schedules(REPO / "configs" / "schedules.yaml")
-    assert {e.flow for e in entries} == {"train", "extract", "label"}
+    assert {e.flow for e in entries} == {"train", "extract", "label", "watch"}
     for entry in entries:
         entry.load_config(REPO / "configs")  # every config it names loads
         assert entry.schedule().timezone == entry.timezone
@@ -104,3 +104,7 @@ def test_shipped_inbox_is_one_folder() -> None:
     assert deployed["hourly-inbox-features"]["overrides"] == ["data.videos=data/inbox"]
     assert deployed["hourly-inbox-labels"]["parameters"]["input"] == "data/inbox"
     assert deployed["hourly-inbox-labels"]["overrides"] == ["data.videos=data/inbox"]
+    watch = entries["inbox-watch"]
+    watched = flow_parameters(watch, entry_flow(watch, path), path)
+    assert watched["inbox"] == inbox and watched["output"] == labels["output"]
+    assert watched["run_for_s"] < watch.interval  # one hourly run ends before the next starts

@@ -620,6 +620,37 @@ def export(
     )
 
 
+# --- watch ---------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def watch(
+    inbox: Annotated[Path, typer.Argument(help="Folder that receives videos (recursive).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A model, as for `vidtag label`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the inbox.")] = 0.5,
+    damaged_after: Annotated[
+        float,
+        typer.Option(help="Seconds a file may stay unchanged and unreadable before it fails."),
+    ] = 10.0,
+) -> None:
+    """Label each new video of INBOX once it is complete (unchanged between two looks and
+    readable to its end), with the same outputs, skip rule and failure rows as `vidtag label`.
+
+    The model is loaded once and stays warm; each video is labelled by direct library calls
+    (no Prefect run), seconds after it lands. Videos already labelled are skipped, so a
+    restart relabels nothing. Ctrl-C or SIGTERM stops after the video in hand, with a summary.
+
+    Example: [bold]vidtag watch inbox/ --model models:/vidtag@candidate --out labels/[/]
+    """
+    from pipeline.cli.watch import run_watch
+
+    run_watch(load(config, set_), inbox, model, out, console, poll, damaged_after)
+
+
 # --- serve ---------------------------------------------------------------------------------
 
 
@@ -636,18 +667,89 @@ def serve(
 ) -> None:
     """Register the scheduled deployments of a schedules file and run them as they come due.
 
-    Needs a Prefect server in PREFECT_API_URL (schedules never run on Prefect's temporary
-    server). Ctrl-C stops serving; the schedules stay active, and on restart the runs
-    missed meanwhile collapse to the latest one per deployment.
+    Needs a Prefect server: `vidtag server start`, or one in PREFECT_API_URL (schedules never
+    run on Prefect's temporary server). Ctrl-C stops serving; the schedules stay active, and
+    on restart the runs missed meanwhile collapse to the latest one per deployment.
 
     Example: [bold]vidtag serve -f configs/schedules.yaml[/]
     """
+    from pipeline.cli.prefect_server import use_running_server
+
+    use_running_server(lambda message: console.print(message, highlight=False))
     from flows.prefect_env import configure
 
     configure(verbose)
     from flows.deploy import serve_schedules
 
     serve_schedules(schedules, limit=limit)
+
+
+# --- server --------------------------------------------------------------------------------
+
+server_app = typer.Typer(
+    help="A local Prefect server in the background that every command reuses.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+@user_errors
+def server_start(
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to answer.")] = 90.0,
+) -> None:
+    """Start `prefect server start` on 127.0.0.1 in the background (its own process group) and
+    wait until it answers. Its PID file and log are in the Prefect home (PREFECT_HOME, default
+    ~/.prefect). While it is up, extract, train, label, watch and serve use it instead of a
+    temporary server (unless PREFECT_API_URL says otherwise).
+
+    Example: [bold]vidtag server start --port 4200[/]
+    """
+    from pipeline.cli.prefect_server import pid_file, start, status
+
+    if status().up:
+        console.print(f"{status().describe()} (already running)", highlight=False)
+        return
+    with console.status("starting the Prefect server"):
+        started = start(port=port, timeout_s=timeout)
+    console.print(started.describe(), highlight=False)
+    console.print(f"log: {started.record.log}  PID file: {pid_file()}", highlight=False)
+
+
+@server_app.command("stop")
+@user_errors
+def server_stop(
+    timeout: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 10.0,
+) -> None:
+    """Stop the server's whole process group (SIGTERM, then SIGKILL) and remove its PID file.
+
+    Example: [bold]vidtag server stop[/]
+    """
+    from pipeline.cli.prefect_server import stop
+
+    before = stop(grace_s=timeout)
+    if before.record is None or before.state == "down":
+        console.print(before.describe().replace("down", "not running"), highlight=False)
+    else:
+        console.print(f"stopped the Prefect server (pid {before.record.pid})", highlight=False)
+
+
+@server_app.command("status")
+@user_errors
+def server_status() -> None:
+    """Say whether the server is up, with its URL, PID and uptime. Exits 1 when it is down.
+
+    Example: [bold]vidtag server status[/]
+    """
+    from pipeline.cli.prefect_server import status
+
+    current = status()
+    console.print(current.describe(), highlight=False)
+    if not current.up:
+        raise typer.Exit(1)
 
 
 def unwrap_paragraphs(text: str) -> str:

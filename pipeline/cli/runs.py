@@ -33,9 +33,13 @@ def run_flow(
 ) -> T:
     """``start()`` (which imports and calls a flow) with bars drawn by ``reporter(progress)``.
 
-    Prefect is configured before it is first imported; a Dask runner without a Prefect server
-    and (with ``tracking``) an unreachable MLflow server fail here, before any long work.
+    Prefect is configured before it is first imported (the ``vidtag server`` when one is up);
+    a Dask runner without a Prefect server and (with ``tracking``) an unreachable MLflow server
+    fail here, before any long work.
     """
+    from pipeline.cli.prefect_server import use_running_server
+
+    use_running_server(lambda message: console.print(message, highlight=False))
     from flows.prefect_env import configure
     from flows.runner import check_runner
 

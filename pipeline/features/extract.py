@@ -9,14 +9,17 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.claims import claim, lock_path_for
 from pipeline.config import Config
-from pipeline.features.extractor import FeatureExtractor, extract_video
 from pipeline.features.spec import ExtractorSpec, spec_from_config
 from pipeline.features.store import FeatureStore, StoredFeatures
 from pipeline.jobs import VideoRecord
 from pipeline.progress import reporter
+
+if TYPE_CHECKING:  # torch loads with the extractor: a run with every video stored needs neither
+    from pipeline.features.extractor import FeatureExtractor
 
 _extractors: dict[tuple, FeatureExtractor] = {}
 _extractors_lock = threading.Lock()
@@ -29,6 +32,8 @@ def get_extractor(spec: ExtractorSpec, cfg: Config) -> FeatureExtractor:
     with _extractors_lock:
         if key not in _extractors:
             _set_threads(feats.threads)
+            from pipeline.features.extractor import FeatureExtractor
+
             _extractors[key] = FeatureExtractor(
                 spec,
                 device=feats.device,
@@ -97,6 +102,8 @@ def stored_features(
 def _extract_and_store(
     video: Path, video_key: str, cfg: Config, spec: ExtractorSpec, store: FeatureStore
 ) -> tuple[VideoRecord, StoredFeatures]:
+    from pipeline.features.extractor import extract_video
+
     started = time.perf_counter()
     result = extract_video(
         video,

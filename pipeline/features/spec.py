@@ -11,17 +11,19 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Config
-from pipeline.features.backbones import check_backbone, weights_id
+
+if TYPE_CHECKING:
+    import torch
 
 # --- device and precision ----------------------------------------------------------------------
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    import torch
+
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -33,6 +35,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """AMX or AVX512-BF16: oneDNN then runs bf16 convolutions natively (x3+ over fp32)."""
+    import torch
+
     cpu = getattr(torch, "cpu", None)
     for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         try:
@@ -47,6 +51,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
@@ -93,6 +99,68 @@ class ExtractorSpec:
 
 
 def spec_from_config(cfg: Config) -> ExtractorSpec:
+    """The spec of ``cfg``'s features on this machine.
+
+    Resolving it checks the backbone and weights against torchvision and the precision against
+    the device: seconds of imports (torch, torchvision) that a run with every video already
+    stored would do for nothing. So the store keeps the resolved spec in ``<store>/.specs/``,
+    keyed by the settings, this machine (host name, visible GPUs) and the torch and torchvision
+    versions; any change there resolves it again.
+    """
+    cache = _spec_cache_path(cfg)
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        cached = ExtractorSpec.from_dict(data)
+        if cached.key() == data["key"]:  # whole: not a file cut short or edited by hand
+            return cached
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass  # not cached yet (or unreadable): resolve it
+    spec = _resolve_spec(cfg)
+    from pipeline.fileio import atomic_write_text
+
+    try:
+        atomic_write_text(cache, json.dumps(spec.to_dict(), sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only store: resolve again next time
+    return spec
+
+
+def _spec_cache_path(cfg: Config) -> Path:
+    """Where the resolved spec of ``cfg`` is kept."""
+    import importlib.metadata
+    import os
+    import platform
+
+    from pipeline.video.decode import DECODER_VERSION
+
+    store = Path(cfg.features.store).expanduser()
+    feats = cfg.features
+    weights = Path(feats.weights).expanduser()
+    try:
+        weights_file = list(weights.stat()[6:9]) if weights.is_file() else None  # size, times
+    except OSError:
+        weights_file = None
+    gpus = "/proc/driver/nvidia/gpus"
+    versions = {}
+    for package in ("torch", "torchvision"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    identity = {
+        "features": [feats.backbone, feats.weights, feats.seed, feats.image_size,
+                     feats.precision, feats.device, weights_file],
+        "decode": [cfg.decode.sample_fps, cfg.decode.max_frames, DECODER_VERSION],
+        "machine": [platform.node(), os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    sorted(os.listdir(gpus)) if os.path.isdir(gpus) else None],
+        "versions": versions,
+    }  # fmt: skip
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    return store / ".specs" / f"{digest}.json"
+
+
+def _resolve_spec(cfg: Config) -> ExtractorSpec:
+    from pipeline.features.backbones import check_backbone, weights_id
     from pipeline.video.decode import DECODER_VERSION
 
     feats = cfg.features

@@ -5,6 +5,7 @@ Layout::
     <root>/<extractor_key>/spec.json              the extractor spec, for `vidtag store ls`
     <root>/<extractor_key>/<video_key>.safetensors
     <root>/.hashes/<sha1 of the absolute path>.json   (size, mtime, ctime, inode) -> hash cache
+    <root>/.specs/<sha256/32 of settings+machine>.json  a config's resolved extractor spec
 
 Each entry holds ``features`` (float16, (T, D)), ``indices`` (int64 native frame indices) and
 ``times_s`` (float64 presentation times), plus a JSON header in the safetensors metadata (spec,
@@ -13,8 +14,9 @@ write is a temp file in the same folder followed by ``os.replace``, so readers n
 partial file; a file that fails to parse or whose checksum differs is reported corrupt.
 
 Only folders named like an extractor key (20 lowercase hex digits, see ``ExtractorSpec.key``)
-holding a ``spec.json`` or an entry count as extractors: ``.compile_cache``, ``.hashes`` and
-anything else in the folder are never listed, and so never removed by ``vidtag store gc``.
+holding a ``spec.json`` or an entry count as extractors: ``.compile_cache``, ``.hashes``,
+``.specs`` and anything else in the folder are never listed, and so never removed by
+``vidtag store gc``.
 """
 
 from __future__ import annotations

@@ -370,7 +370,6 @@ def _run_live(
     source, cfg, loaded, out, name, overwrite, stop, on_status, timeout_s, stepper, extractor
 ) -> dict[str, Any]:
     from pipeline.labeling.live_source import LiveSource, source_name
-
     from pipeline.labeling.segments import merge_length
 
     model = loaded.model
