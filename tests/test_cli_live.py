@@ -70,7 +70,7 @@ def test_sigterm_stops_a_live_run_cleanly_with_a_summary(tmp_path):
         sys.executable, "-m", "pipeline.cli.app", "label", "--live", f"udp://127.0.0.1:{port}",
         "-m", str(folder), "-o", str(tmp_path / "out"),
         "--set", f"features.store={tmp_path / 'store'}", "--set", "features.device=cpu",
-        "--set", "label.live_window_s=0",
+        "--set", "label.live_window_s=0", "--set", "label.min_segment_s=0",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

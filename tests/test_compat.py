@@ -48,9 +48,16 @@ def relocate_mlflow_store(db: Path, old_root: str, new_root: str) -> int:
     return changed
 
 
+# Keys labels.json gained since v1 (additive, same schema): the preview the review page plays.
+ADDED_KEYS = {"preview"}
+
+
 def same_labels(new: object, old: object, where: str = "") -> list[str]:
-    """Where ``new`` differs from ``old``: numbers within ``SCORE_TOLERANCE``, the rest exactly."""
+    """Where ``new`` differs from ``old``: numbers within ``SCORE_TOLERANCE``, the rest exactly
+    (a document may carry the keys added since, ``ADDED_KEYS``)."""
     if isinstance(old, dict) and isinstance(new, dict):
+        if not where:
+            new = {k: v for k, v in new.items() if k not in ADDED_KEYS or k in old}
         if set(new) != set(old):
             return [f"{where}: keys {sorted(new)} != {sorted(old)}"]
         return [d for key in old for d in same_labels(new[key], old[key], f"{where}.{key}")]
