@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Tableau 20: distinct on white, in an order that keeps neighbours apart (the review page's
-# palette, pipeline/labeling/page.py).
+# Tableau 20: distinct on white, in an order that keeps neighbours apart (the MLflow figures'
+# palette, and the review page's: pipeline/labeling/page.py).
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",

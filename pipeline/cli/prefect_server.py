@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline.cli.server import _signal_group
 from pipeline.errors import UserError
 
 PID_FILE = "vidtag-server.pid"
@@ -302,14 +303,6 @@ def _group_alive(group: int) -> bool:
             if int(fields[2]) == group and fields[0] != "Z":  # pgrp, state
                 return True
     return False
-
-
-def _signal_group(group: int, signum: int) -> bool:
-    try:
-        os.killpg(group, signum)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --- commands that run flows -----------------------------------------------------------------

@@ -26,18 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pipeline.colours import PALETTE  # the MLflow figures' colours too
 from pipeline.jobs import plural
 
 if TYPE_CHECKING:
     from pipeline.data.annotations import Annotations
     from pipeline.jobs import VideoRecord
 
-# Tableau 20: distinct on white, in an order that keeps neighbours apart.
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-)  # fmt: skip
 BACKGROUND_COLOUR = "#e4e4e7"
 # Sample scores and labels travel as one character each: 64 levels are finer than a pixel of
 # the strip, and 500 videos of a few hundred samples stay well under a megabyte.
