@@ -48,14 +48,17 @@ RNN_CELLS = ("rnn", "gru", "lstm")
 VARIANTS: dict[str, list[str]] = {
     "none": ["model.cell=none"],
     # vidtag's frame model before this benchmark, still the default: 1 stage, dropout 0.2, no
-    # smoothing loss.
+    # smoothing loss (its batch size is the shipped one: 4 since the residual-stages run).
     "gru": [
         "model.cell=gru",
         "model.stages=1",
         "model.dropout=0.2",
         "train.smooth_weight=0",
     ],
+    # Residual refinement stages (model.stage_residual, the default): each starts as the
+    # identity, so 4 stages start equal to 1 and learn corrections.
     "gru+stages+smooth": ["model.cell=gru", "model.stages=4", "train.smooth_weight=0.15"],
+    "gru+2stages+smooth": ["model.cell=gru", "model.stages=2", "train.smooth_weight=0.15"],
     "lstm": ["model.cell=lstm"],
     # MS-TCN as its paper trains it: 4 stages of 10 layers, 64 maps, smoothing loss 0.15,
     # Adam at lr 0.0005 on one video per batch (at batch 8, 2 steps an epoch, it learns nothing).

@@ -44,6 +44,7 @@ CELLS = (*_CELLS, "none", "tcn")  # tcn: models.tcn, frame task only
 POOLINGS = ("last", "mean", "attention")
 # Keys added after models were first saved, with the value that rebuilds a model saved before
 # they existed (which may differ from today's default).
+# (``stage_residual`` matters only with stages: see ``RNNConfig.of``.)
 _ABSENT_FROM_OLD_CONFIGS = {"stages": 1}
 
 
@@ -62,6 +63,10 @@ class RNNConfig:
     projection: int | None = None  # linear input projection size; None = none
     stages: int = 1  # frame models: stage 1 + (stages - 1) refinement stages
     stage_hidden: int = 64  # RNN cells: hidden size of each refinement stage's 1-layer RNN
+    # RNN cells: a later stage adds a correction to the previous stage's logits, its output
+    # layer zero at start (a fresh multi-stage model predicts what its first stage does);
+    # False: it predicts anew from the probabilities alone (MS-TCN's way, models saved before)
+    stage_residual: bool = True
     tcn_layers: int = 10  # tcn: dilated residual layers per stage (dilation 2^i)
     tcn_channels: int = 64  # tcn: feature maps of every layer
 
@@ -89,7 +94,9 @@ class RNNConfig:
         if isinstance(source, cls):
             return source
         if isinstance(source, Mapping):
-            return cls(**{**_ABSENT_FROM_OLD_CONFIGS, **source})
+            source = {**_ABSENT_FROM_OLD_CONFIGS, **source}
+            # Multi-stage models saved before residual stages predicted anew at every stage.
+            return cls(**{"stage_residual": source["stages"] == 1, **source})
         return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
 
@@ -334,7 +341,12 @@ class ClipClassifier(nn.Module):
 
 class RefinementStage(nn.Module):
     """A later stage: the previous stage's class probabilities -> a 1-layer RNN of the same
-    cell (``stage_hidden`` wide, bidirectional like stage 1) -> new logits, over packed rows."""
+    cell (``stage_hidden`` wide, bidirectional like stage 1) -> new logits, over packed rows.
+
+    With ``stage_residual`` the new logits are the previous ones plus the head's output, and
+    the head starts at zero: the stage starts as the identity and learns only a correction
+    (from scratch, a stage reading near-uniform probabilities has nothing to refine, and with
+    few optimizer steps early stopping ends before it learns to copy its input)."""
 
     def __init__(self, num_classes: int, cfg: RNNConfig) -> None:
         super().__init__()
@@ -344,9 +356,15 @@ class RefinementStage(nn.Module):
         self.encoder = SequenceEncoder(num_classes, small)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(self.encoder.output_dim, num_classes)
+        self.residual = cfg.stage_residual
+        if self.residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
-    def forward(self, probs: torch.Tensor, pack: Packing) -> torch.Tensor:
-        return self.head(self.dropout(self.encoder.encode_rows(probs, pack)))  # (N, C)
+    def forward(self, logits: torch.Tensor, pack: Packing) -> torch.Tensor:
+        """New logits ``(N, C)`` from the previous stage's ``logits`` ``(N, C)``."""
+        delta = self.head(self.dropout(self.encoder.encode_rows(logits.softmax(-1), pack)))
+        return logits + delta if self.residual else delta  # (N, C)
 
 
 class FrameTagger(nn.Module):
@@ -385,7 +403,7 @@ class FrameTagger(nn.Module):
         logits = self.head(self.dropout(states))  # (N, C)
         stages = [logits]
         for refiner in self.refiners:
-            logits = refiner(logits.softmax(-1), pack)  # (N, C)
+            logits = refiner(logits, pack)  # (N, C)
             stages.append(logits)
         return [unpack(rows, pack.rows, B, T) for rows in stages]  # each (B, T, C)
 

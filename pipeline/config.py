@@ -132,6 +132,12 @@ class ModelConfig(Section):
     stage_hidden: int = Field(
         64, gt=0, description="RNN cells: hidden size of each refinement stage's 1-layer RNN"
     )
+    stage_residual: bool = Field(
+        True,
+        description="RNN cells: each later stage adds a correction to the previous stage's "
+        "logits, zero at start (a fresh multi-stage model predicts as its first stage); "
+        "false: it predicts anew from the probabilities (MS-TCN's way)",
+    )
     tcn_layers: int = Field(
         10, gt=0, description="tcn: dilated residual layers per stage (dilation 2^i, kernel 3)"
     )

@@ -211,7 +211,7 @@ def test_a_saved_config_in_the_old_format_rebuilds_the_same_model():
     # saved before it existed.
     assert {**saved, "cfg": {k: saved["cfg"][k] for k in OLD_FORMAT["cfg"]}} == OLD_FORMAT
     assert set(saved["cfg"]) - set(OLD_FORMAT["cfg"]) == {
-        "stages", "stage_hidden", "tcn_layers", "tcn_channels"
+        "stages", "stage_hidden", "stage_residual", "tcn_layers", "tcn_channels"
     }  # fmt: skip
     rebuilt = build_model(**json.loads(json.dumps(OLD_FORMAT))).eval()
     assert isinstance(rebuilt, ClipClassifier) and rebuilt.cfg == model.cfg

@@ -1,6 +1,7 @@
 """models/rnn.py: FrameTagger's refinement stages (``stages``): exact under padding (outputs and
 gradients of every stage), each reading the previous stage's probabilities, causal when
-unidirectional, and one-stage models unchanged (old saved models load)."""
+unidirectional, residual stages starting as the identity, and one-stage models unchanged (old
+saved models load)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,21 @@ from models.rnn import ClipClassifier, FrameTagger, RNNConfig, build_model
 from tests.helpers_rnn import CELLS, LENGTHS, C, D, config, padded_batch
 
 
+def trained_heads(model: FrameTagger) -> FrameTagger:
+    """Random weights in the refiners' heads, which residual stages start at zero (so the
+    refiners' encoders would otherwise get no gradient and change no output)."""
+    with torch.no_grad():
+        for refiner in model.refiners:
+            refiner.head.weight.normal_(0.0, 0.5)
+            refiner.head.bias.normal_(0.0, 0.5)
+    return model
+
+
 @pytest.mark.parametrize("cell, bidirectional", list(itertools.product(CELLS, [False, True])))
 def test_padding_never_changes_any_stage(cell, bidirectional) -> None:
     torch.manual_seed(0)
     model = FrameTagger(D, C, config(cell=cell, bidirectional=bidirectional, stages=3)).eval()
+    trained_heads(model)
     x = padded_batch()
     batched = model.stage_logits(x, LENGTHS)  # 3 x (B, T, C)
     assert len(batched) == 3 and all(stage.shape == (4, 7, C) for stage in batched)
@@ -30,12 +42,12 @@ def test_padding_never_changes_any_stage(cell, bidirectional) -> None:
     torch.testing.assert_close(model(x, LENGTHS), batched[-1])  # the last stage predicts
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_gradients_of_every_stage_equal_each_sequence_alone(cell) -> None:
+@pytest.mark.parametrize("cell, residual", [(c, True) for c in CELLS] + [("gru", False)])
+def test_gradients_of_every_stage_equal_each_sequence_alone(cell, residual) -> None:
     """NaN on padded steps reaches no gradient; each weight's gradient is the sum over the
     sequences alone."""
     torch.manual_seed(0)
-    model = FrameTagger(D, C, config(cell=cell, stages=3))
+    model = trained_heads(FrameTagger(D, C, config(cell=cell, stages=3, stage_residual=residual)))
     x = padded_batch()
     padded = torch.arange(x.shape[1])[None, :] >= LENGTHS[:, None]
     x[padded] = float("nan")
@@ -59,9 +71,12 @@ def test_gradients_of_every_stage_equal_each_sequence_alone(cell) -> None:
         torch.testing.assert_close(param.grad, batched[name], atol=1e-4, rtol=1e-4)
 
 
-def test_a_later_stage_reads_only_the_previous_stages_probabilities() -> None:
+@pytest.mark.parametrize("residual", [True, False])
+def test_a_later_stage_reads_only_the_previous_stages_probabilities(residual) -> None:
+    """It adds its correction to the previous logits (``stage_residual``) or replaces them."""
     torch.manual_seed(0)
-    model = FrameTagger(D, C, config(stages=2, stage_hidden=3)).eval()
+    cfg = config(stages=2, stage_hidden=3, stage_residual=residual)
+    model = trained_heads(FrameTagger(D, C, cfg)).eval()
     refiner = model.refiners[0]
     assert refiner.encoder.layers[0].fwd.input_size == C  # the classes, not the features
     assert refiner.encoder.layers[0].fwd.hidden_size == 3 and len(refiner.encoder.layers) == 1
@@ -70,7 +85,7 @@ def test_a_later_stage_reads_only_the_previous_stages_probabilities() -> None:
     alone = FrameTagger(C, C, RNNConfig(hidden=3, layers=1, dropout=0.0, input_norm=False))
     alone.encoder.load_state_dict(refiner.encoder.state_dict())
     alone.head.load_state_dict(refiner.head.state_dict())
-    expected = alone.eval()(first.softmax(-1), LENGTHS)
+    expected = alone.eval()(first.softmax(-1), LENGTHS) + (first if residual else 0)
     valid = torch.arange(first.shape[1])[None, :] < LENGTHS[:, None]
     torch.testing.assert_close(second[valid], expected[valid])
 
@@ -102,6 +117,35 @@ def test_one_stage_has_the_parameters_models_were_saved_with() -> None:
     rebuilt = build_model("frame", D, C, old_cfg)
     rebuilt.load_state_dict(model.state_dict())  # strict
     assert rebuilt.cfg.stages == 1
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("gru", True), ("lstm", False), ("none", True)])
+def test_a_fresh_multi_stage_model_predicts_as_its_first_stage(cell, bidirectional) -> None:
+    """Residual stages start as the identity: adding stages never starts a model worse off,
+    and every stage's loss starts at stage 1's; training moves the zero heads first."""
+    torch.manual_seed(0)
+    cfg = config(cell=cell, bidirectional=bidirectional, stages=4)
+    model = FrameTagger(D, C, cfg).eval()
+    stages = model.stage_logits(padded_batch(), LENGTHS)
+    assert len(stages) == 4 and all(torch.equal(stage, stages[0]) for stage in stages[1:])
+    stages[-1].pow(2).sum().backward()
+    assert model.refiners[-1].head.weight.grad.abs().sum() > 0
+    non_residual = FrameTagger(D, C, config(cell=cell, stages=2, stage_residual=False)).eval()
+    first, second = non_residual.stage_logits(padded_batch(), LENGTHS)
+    assert not torch.allclose(first, second)
+
+
+def test_a_multi_stage_model_saved_before_residual_stages_rebuilds_as_saved() -> None:
+    """No ``stage_residual`` key: its later stages predicted anew; its weights load strictly."""
+    torch.manual_seed(0)
+    model = build_model("frame", D, C, config(stages=3, stage_residual=False))
+    old_cfg = {k: v for k, v in asdict(model.cfg).items() if k != "stage_residual"}
+    rebuilt = build_model("frame", D, C, old_cfg).eval()
+    assert rebuilt.cfg.stage_residual is False
+    rebuilt.load_state_dict(model.state_dict())  # strict
+    x = padded_batch()
+    assert torch.equal(rebuilt(x, LENGTHS), model.eval()(x, LENGTHS))
+    assert RNNConfig().stage_residual is True  # new models: residual
 
 
 @pytest.mark.parametrize("fields", [{"stages": 2}, {"cell": "tcn"}])
