@@ -290,6 +290,9 @@ def test_every_stage_is_trained_and_the_last_predicts() -> None:
         for i, n in enumerate((5, 9, 7))
     ]
     model = FRAME.build_model(DIM, 3, RNNConfig(hidden=8, layers=1, dropout=0.0, stages=3))
+    with torch.no_grad():  # as after some training: residual stages start as exact copies
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
     loader = _loader(samples, False)  # one batch of 3
     batch, cpu = next(iter(loader)), torch.device("cpu")
     with torch.no_grad():
